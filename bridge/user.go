@@ -1,0 +1,212 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"switchboard/store"
+)
+
+// inboxSize bounds what one user may have waiting from XMPP. A full inbox
+// answers the sender with resource-constraint: natural per-user rate
+// limiting, and one slow user never stalls the component's read loop.
+const inboxSize = 256
+
+// networkInboxSize bounds what a session's own goroutines may have waiting;
+// Post blocks when it is full, which pushes back on the network connection.
+const networkInboxSize = 64
+
+// userEvent is one unit of work for the user's goroutine. Exactly one field
+// is set. A struct rather than a closure keeps the hot path (one message)
+// free of a closure allocation.
+type userEvent struct {
+	inbound Inbound
+	query   *Query
+	fn      func(*User, Session)
+}
+
+// User is one XMPP user's presence in one transport. Its goroutine owns the
+// transport Session: every Session method runs there, so the session's state
+// needs no locks (soju's per-user dispatcher).
+type User struct {
+	bare      jid.JID
+	transport Transport
+	gw        *Gateway
+	sink      Sink
+	log       *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	inbox   chan userEvent
+	network chan any
+	done    chan struct{}
+	stop    chan string // DisconnectUser: close the session with this reason
+
+	// The fields below are owned by the user's goroutine.
+	account   *store.Account
+	session   Session
+	resources map[string]jid.JID // available resources, by resource string
+	started   time.Time
+}
+
+// JID is the user's bare JID.
+func (u *User) JID() jid.JID { return u.bare }
+
+// Transport is the transport this user state belongs to.
+func (u *User) Transport() Transport { return u.transport }
+
+// Context is cancelled when the user's goroutine stops.
+func (u *User) Context() context.Context { return u.ctx }
+
+// Log is the user's logger (carries user and transport attributes).
+func (u *User) Log() *slog.Logger { return u.log }
+
+// Store is the gateway's store.
+func (u *User) Store() store.Store { return u.gw.store }
+
+// Gateway is the gateway the user belongs to.
+func (u *User) Gateway() *Gateway { return u.gw }
+
+// Account is the user's registration, or nil when the user never
+// registered (allowed for transports that do not require it). Only the
+// user's goroutine may use it.
+func (u *User) Account() *store.Account { return u.account }
+
+// SaveAccount writes the account back (after a settings change); it creates
+// one when the user had none.
+func (u *User) SaveAccount(a *store.Account) error {
+	a.User = u.bare.String()
+	a.Transport = u.transport.Name()
+	if err := u.gw.store.PutAccount(u.ctx, a); err != nil {
+		return err
+	}
+	u.account = a
+	return nil
+}
+
+// Emit sends an event to the user's XMPP client. It never blocks; when the
+// component's queue is full it returns ErrQueueFull and counts the loss.
+func (u *User) Emit(ev Outbound) error {
+	err := u.sink.Send(ev)
+	if err != nil {
+		u.gw.metrics.dropped(u.transport.Name())
+		u.log.Warn("an event for the user could not be queued for XMPP", "event", eventName(ev), "err", err)
+	}
+	return err
+}
+
+// Post hands a value to the user's goroutine, which passes it to the
+// session's HandleNetwork. It may be called from any goroutine; it blocks
+// while the network inbox is full and returns false once the user stopped.
+func (u *User) Post(ev any) bool {
+	select {
+	case u.network <- ev:
+		return true
+	case <-u.ctx.Done():
+		return false
+	}
+}
+
+// Do runs fn on the user's goroutine with the session. It returns false
+// when the user stopped. Used by ad-hoc commands and by the gateway.
+func (u *User) Do(fn func(*User, Session)) bool {
+	select {
+	case u.inbox <- userEvent{fn: fn}:
+		return true
+	case <-u.ctx.Done():
+		return false
+	}
+}
+
+// Resources are the user's resources known to be available (from presence
+// sent to the gateway). Only the user's goroutine may call it.
+func (u *User) Resources() []jid.JID {
+	out := make([]jid.JID, 0, len(u.resources))
+	for _, r := range u.resources {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Online reports whether any resource of the user is available. Only the
+// user's goroutine may call it.
+func (u *User) Online() bool { return len(u.resources) > 0 }
+
+// run is the user's goroutine.
+func (u *User) run(wg *sync.WaitGroup) {
+	defer wg.Done()
+	defer close(u.done)
+	defer u.cancel()
+	defer u.gw.forget(u)
+	u.session = u.transport.NewSession(u)
+	for {
+		select {
+		case ev := <-u.inbox:
+			u.handle(ev)
+		case ev := <-u.network:
+			u.session.HandleNetwork(ev)
+		case reason := <-u.stop:
+			u.session.Close(reason)
+			return
+		case <-u.ctx.Done():
+			u.session.Close("The gateway is shutting down.")
+			return
+		}
+		if u.session.Idle() && u.gw.retire(u) {
+			u.session.Close("")
+			return
+		}
+	}
+}
+
+func (u *User) handle(ev userEvent) {
+	switch {
+	case ev.fn != nil:
+		ev.fn(u, u.session)
+	case ev.query != nil:
+		u.session.HandleQuery(*ev.query)
+	case ev.inbound != nil:
+		if p, ok := ev.inbound.(UserPresence); ok {
+			u.trackPresence(p)
+		}
+		u.session.HandleInbound(ev.inbound)
+	}
+}
+
+// trackPresence keeps the set of available resources from presence the
+// user sends to the gateway or its contacts.
+func (u *User) trackPresence(p UserPresence) {
+	switch p.Type {
+	case Available:
+		u.resources[p.From.Resourcepart()] = p.From
+	case Unavailable:
+		delete(u.resources, p.From.Resourcepart())
+	}
+}
+
+func eventName(ev Outbound) string {
+	switch ev.(type) {
+	case Message:
+		return "message"
+	case RoomJoined:
+		return "room-joined"
+	case OccupantChanged:
+		return "occupant"
+	case RoomSubject:
+		return "subject"
+	case ContactPresence:
+		return "presence"
+	case Receipt:
+		return "receipt"
+	case DeliveryError:
+		return "error"
+	case IQResult:
+		return "iq-result"
+	}
+	return "event"
+}

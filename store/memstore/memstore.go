@@ -1,0 +1,321 @@
+// Package memstore is an in-memory store.Store for the unit tests of other
+// packages. It keeps everything in maps behind one mutex, encrypts nothing
+// and persists nothing: never use it outside tests. The real stores are in
+// package store.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"switchboard/store"
+)
+
+// Store is an in-memory store.Store.
+type Store struct {
+	mu       sync.Mutex
+	accounts map[[2]string]store.Account
+	ids      []store.MessageID
+	archive  []store.ArchiveEntry
+	queue    map[int64]store.QueueItem
+	state    map[[3]string][]byte
+	seq      int64
+	qseq     int64
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty in-memory store.
+func New() *Store {
+	return &Store{
+		accounts: map[[2]string]store.Account{},
+		queue:    map[int64]store.QueueItem{},
+		state:    map[[3]string][]byte{},
+	}
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// GetAccount implements store.Store.
+func (s *Store) GetAccount(_ context.Context, user, transport string) (*store.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[[2]string{user, transport}]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	a.Fields, a.Secrets = copyMap(a.Fields), copyMap(a.Secrets)
+	return &a, nil
+}
+
+// PutAccount implements store.Store.
+func (s *Store) PutAccount(_ context.Context, a *store.Account) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := *a
+	c.Fields, c.Secrets = copyMap(a.Fields), copyMap(a.Secrets)
+	if c.CreatedAt.IsZero() {
+		c.CreatedAt = time.Now()
+	}
+	c.UpdatedAt = time.Now()
+	s.accounts[[2]string{a.User, a.Transport}] = c
+	return nil
+}
+
+// DeleteAccount implements store.Store.
+func (s *Store) DeleteAccount(_ context.Context, user, transport string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.accounts, [2]string{user, transport})
+	ids := s.ids[:0]
+	for _, m := range s.ids {
+		if m.User != user || m.Transport != transport {
+			ids = append(ids, m)
+		}
+	}
+	s.ids = ids
+	arch := s.archive[:0]
+	for _, e := range s.archive {
+		if e.User != user || e.Transport != transport {
+			arch = append(arch, e)
+		}
+	}
+	s.archive = arch
+	for id, it := range s.queue {
+		if it.User == user && it.Transport == transport {
+			delete(s.queue, id)
+		}
+	}
+	for k := range s.state {
+		if k[0] == user && k[1] == transport {
+			delete(s.state, k)
+		}
+	}
+	return nil
+}
+
+// ListAccounts implements store.Store.
+func (s *Store) ListAccounts(_ context.Context, transport string) ([]store.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.Account
+	for k, a := range s.accounts {
+		if k[1] == transport {
+			a.Fields, a.Secrets = copyMap(a.Fields), copyMap(a.Secrets)
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
+	return out, nil
+}
+
+// PutMessageID implements store.Store.
+func (s *Store) PutMessageID(_ context.Context, m store.MessageID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now()
+	}
+	s.ids = append(s.ids, m)
+	return nil
+}
+
+func (s *Store) findID(match func(store.MessageID) bool) (*store.MessageID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.ids) - 1; i >= 0; i-- { // newest first
+		if match(s.ids[i]) {
+			m := s.ids[i]
+			return &m, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
+// FindByStanzaID implements store.Store.
+func (s *Store) FindByStanzaID(_ context.Context, user, transport, peer, stanzaID string) (*store.MessageID, error) {
+	return s.findID(func(m store.MessageID) bool {
+		return m.User == user && m.Transport == transport && m.Peer == peer && m.StanzaID == stanzaID
+	})
+}
+
+// FindByRemoteID implements store.Store.
+func (s *Store) FindByRemoteID(_ context.Context, user, transport, peer, remoteID string) (*store.MessageID, error) {
+	return s.findID(func(m store.MessageID) bool {
+		return m.User == user && m.Transport == transport && m.Peer == peer && m.RemoteID == remoteID
+	})
+}
+
+// AppendArchive implements store.Store.
+func (s *Store) AppendArchive(_ context.Context, entries []store.ArchiveEntry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range entries {
+		s.seq++
+		entries[i].Seq = s.seq
+		if entries[i].ID == "" {
+			entries[i].ID = fmt.Sprintf("mem-%d", s.seq)
+		}
+		s.archive = append(s.archive, entries[i])
+	}
+	return nil
+}
+
+// QueryArchive implements store.Store with the same paging rules as the
+// real stores (chronological pages; Before pages backwards).
+func (s *Store) QueryArchive(_ context.Context, q store.ArchiveQuery) (*store.ArchivePage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	var match []store.ArchiveEntry
+	for _, e := range s.archive {
+		if e.User != q.User || e.Transport != q.Transport || e.Peer != q.Peer {
+			continue
+		}
+		if q.With != "" && e.Nick != q.With {
+			continue
+		}
+		if !q.Start.IsZero() && e.Time.Before(q.Start) || !q.End.IsZero() && e.Time.After(q.End) {
+			continue
+		}
+		match = append(match, e)
+	}
+	page := &store.ArchivePage{Count: len(match)}
+	index := func(id string) (int, error) {
+		for i, e := range match {
+			if e.ID == id {
+				return i, nil
+			}
+		}
+		return 0, fmt.Errorf("archive id %q: %w", id, store.ErrNotFound)
+	}
+	lo, hi := 0, len(match)
+	if q.AfterID != "" {
+		i, err := index(q.AfterID)
+		if err != nil {
+			return nil, err
+		}
+		lo = i + 1
+	}
+	if q.BeforeID != "" {
+		i, err := index(q.BeforeID)
+		if err != nil {
+			return nil, err
+		}
+		hi = i
+	}
+	if q.Before || q.BeforeID != "" {
+		from := max(lo, hi-limit)
+		page.Entries = append(page.Entries, match[from:hi]...)
+		page.Complete = from == lo
+	} else {
+		to := min(hi, lo+limit)
+		page.Entries = append(page.Entries, match[lo:to]...)
+		page.Complete = to == hi
+	}
+	return page, nil
+}
+
+// PruneArchive implements store.Store.
+func (s *Store) PruneArchive(_ context.Context, transport string, before time.Time) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	keep := s.archive[:0]
+	for _, e := range s.archive {
+		if e.Transport == transport && e.Time.Before(before) {
+			n++
+			continue
+		}
+		keep = append(keep, e)
+	}
+	s.archive = keep
+	return n, nil
+}
+
+// Enqueue implements store.Store.
+func (s *Store) Enqueue(_ context.Context, it *store.QueueItem) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.qseq++
+	it.ID = s.qseq
+	if it.CreatedAt.IsZero() {
+		it.CreatedAt = time.Now()
+	}
+	s.queue[it.ID] = *it
+	return nil
+}
+
+// Due implements store.Store.
+func (s *Store) Due(_ context.Context, transport string, now time.Time, limit int) ([]store.QueueItem, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.QueueItem
+	for _, it := range s.queue {
+		if it.Transport == transport && !it.NextTry.After(now) {
+			out = append(out, it)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NextTry.Before(out[j].NextTry) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Reschedule implements store.Store.
+func (s *Store) Reschedule(_ context.Context, id int64, next time.Time, lastErr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, ok := s.queue[id]
+	if !ok {
+		return store.ErrNotFound
+	}
+	it.Attempts++
+	it.NextTry = next
+	it.LastError = lastErr
+	s.queue[id] = it
+	return nil
+}
+
+// Dequeue implements store.Store.
+func (s *Store) Dequeue(_ context.Context, id int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.queue, id)
+	return nil
+}
+
+// GetState implements store.Store.
+func (s *Store) GetState(_ context.Context, user, transport, key string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.state[[3]string{user, transport, key}]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	return append([]byte(nil), v...), nil
+}
+
+// PutState implements store.Store.
+func (s *Store) PutState(_ context.Context, user, transport, key string, value []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state[[3]string{user, transport, key}] = append([]byte(nil), value...)
+	return nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return nil }
