@@ -164,10 +164,13 @@ func (g *Gateway) user(transport string, from jid.JID, create bool) (*User, erro
 	bare := from.Bare()
 	key := userKey{bare: bare.String(), transport: transport}
 	g.mu.Lock()
-	u := g.users[key]
+	u, closing := g.users[key], g.closing
 	g.mu.Unlock()
 	if u != nil || !create {
 		return u, nil
+	}
+	if closing {
+		return nil, Errorf(ServiceUnavailable, "The gateway is shutting down.")
 	}
 
 	acct, err := g.store.GetAccount(g.rootCtx, key.bare, transport)
@@ -246,6 +249,13 @@ func (g *Gateway) forgetLocked(u *User) {
 // starting it when needed. It never blocks: a refusal (access, registration,
 // a full inbox) comes back as a *StanzaError for the component to answer.
 func (g *Gateway) Dispatch(transport string, from jid.JID, ev Inbound) error {
+	if p, ok := ev.(UserPresence); ok && p.Type == Unavailable {
+		// Going offline needs no session: only tell one that runs.
+		u, err := g.user(transport, from, false)
+		if u == nil || err != nil {
+			return err
+		}
+	}
 	return g.deliver(transport, from, userEvent{inbound: ev})
 }
 
