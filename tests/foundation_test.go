@@ -126,7 +126,7 @@ func TestFoundation(t *testing.T) {
 			t.Fatalf("status: %s", r.XML)
 		}
 		r = alice.IQ(t, `<iq type='set' to='`+ircDomain+`'><command xmlns='http://jabber.org/protocol/commands' node='users' action='execute'/></iq>`, wait)
-		if errorCondition(r) != "forbidden" {
+		if r.ErrorCondition() != "forbidden" {
 			t.Fatalf("users by a non-admin: %s", r.XML)
 		}
 		admin := s.user("admin")
@@ -217,7 +217,7 @@ func TestFoundation(t *testing.T) {
 		// A nick with a comma (two IRC targets) is refused with an error.
 		alice.SendRaw(`<message type='chat' to='nobody,crlfbob%local@` + ircDomain + `' id='comma'><body>x</body></message>`)
 		e := alice.Expect(t, func(st testbed.Stanza) bool { return st.Name == "message" && st.ID == "comma" }, wait)
-		if st := e.Type; st != "error" || errorText(e) == "" {
+		if st := e.Type; st != "error" || e.ErrorText() == "" {
 			t.Fatalf("comma target: %s", e.XML)
 		}
 		bob.ExpectNone(t, isPrivmsg("crlfbob", ""), time.Second)
@@ -250,7 +250,7 @@ func TestFoundation(t *testing.T) {
 		// Unknown network: item-not-found with a sentence.
 		alice.SendRaw(`<message type='groupchat' to='#x%nowhere@` + ircDomain + `' id='nonet'><body>x</body></message>`)
 		e := alice.Expect(t, func(st testbed.Stanza) bool { return st.ID == "nonet" }, wait)
-		if e.Type != "error" || errorCondition(e) != "item-not-found" || errorText(e) == "" {
+		if e.Type != "error" || e.ErrorCondition() != "item-not-found" || e.ErrorText() == "" {
 			t.Fatalf("unknown network: %s", e.XML)
 		}
 		// A channel with a comma cannot be joined.
@@ -258,7 +258,7 @@ func TestFoundation(t *testing.T) {
 		e = alice.Expect(t, func(st testbed.Stanza) bool {
 			return st.Name == "presence" && st.Type == "error" && strings.HasPrefix(st.From, "#a,b%local@")
 		}, wait)
-		if errorText(e) == "" {
+		if e.ErrorText() == "" {
 			t.Fatalf("no text: %s", e.XML)
 		}
 		// A local part Prosody passes but PRECIS refuses must be answered,

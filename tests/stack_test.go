@@ -94,23 +94,6 @@ func hasStatus(st testbed.Stanza, code string) bool {
 	return false
 }
 
-func errorCondition(st testbed.Stanza) string {
-	e := st.Root.Find("error")
-	if e == nil {
-		return ""
-	}
-	for _, c := range e.Children {
-		if c.Name.Space == "urn:ietf:params:xml:ns:xmpp-stanzas" && c.Name.Local != "text" {
-			return c.Name.Local
-		}
-	}
-	return ""
-}
-
-func errorText(st testbed.Stanza) string {
-	return st.Root.Find("error/{urn:ietf:params:xml:ns:xmpp-stanzas}text").Text
-}
-
 func isPrivmsg(target, text string) func(*ircmsg.Message) bool {
 	return func(m *ircmsg.Message) bool {
 		return m.Command == "PRIVMSG" && len(m.Params) == 2 && strings.EqualFold(m.Params[0], target) && (text == "" || m.Params[1] == text)
