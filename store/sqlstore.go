@@ -1,0 +1,601 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Archive page sizes.
+const (
+	// DefaultArchiveLimit is the page size when ArchiveQuery.Limit ≤ 0.
+	DefaultArchiveLimit = 50
+	// MaxArchiveLimit caps ArchiveQuery.Limit.
+	MaxArchiveLimit = 1000
+	// DefaultDueLimit is the number of items Due returns when limit ≤ 0.
+	DefaultDueLimit = 100
+)
+
+// sqlStore implements Store on a backend.
+type sqlStore struct {
+	b   backend
+	sec *sealer
+	now func() time.Time
+}
+
+func newSQLStore(ctx context.Context, b backend, key []byte) (*sqlStore, error) {
+	sec, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	s := &sqlStore{b: b, sec: sec, now: time.Now}
+	if err := migrate(ctx, b); err != nil {
+		return nil, err
+	}
+	if err := s.checkKey(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkKey verifies the key against the key check stored in meta, storing
+// one on first use.
+func (s *sqlStore) checkKey(ctx context.Context) error {
+	name := s.b.dialect().name
+	for range 2 {
+		var ct []byte
+		err := s.b.reader().queryRow(ctx, "SELECT value FROM meta WHERE name = 'key_check'").Scan(&ct)
+		if err == nil {
+			if _, err := s.sec.open(ct, keyCheckAD); err != nil {
+				if errors.Is(err, ErrWrongKey) {
+					return fmt.Errorf("store: opening the %s database: %w "+
+						"(restore the original key file or SWITCHBOARD_STORE_KEY; a new key cannot read the stored passwords)", name, ErrWrongKey)
+				}
+				return fmt.Errorf("store: opening the %s database: key check: %w", name, err)
+			}
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("store: reading the key check of the %s database: %w", name, err)
+		}
+		ct, err = s.sec.seal(keyCheckPlaintext, keyCheckAD)
+		if err != nil {
+			return fmt.Errorf("store: key check: %w", err)
+		}
+		// Another process may write its own at the same time: keep the
+		// first and compare against it on the next turn.
+		if _, err := s.b.writer().exec(ctx, "INSERT INTO meta (name, value) VALUES ('key_check', ?) ON CONFLICT (name) DO NOTHING", ct); err != nil {
+			return fmt.Errorf("store: writing the key check of the %s database: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (s *sqlStore) Close() error {
+	return s.b.close()
+}
+
+// ---- accounts ----
+
+func (s *sqlStore) GetAccount(ctx context.Context, user, transport string) (*Account, error) {
+	r := s.b.reader().queryRow(ctx,
+		"SELECT fields, secrets, created, updated FROM accounts WHERE user_jid = ? AND transport = ?",
+		user, transport)
+	a := &Account{User: user, Transport: transport}
+	var fields string
+	var secrets []byte
+	if err := r.Scan(&fields, &secrets, &a.CreatedAt, &a.UpdatedAt); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("store: get account %s/%s: %w", user, transport, ErrNotFound)
+		}
+		return nil, fmt.Errorf("store: get account %s/%s: %w", user, transport, err)
+	}
+	if err := s.decodeAccount(a, fields, secrets); err != nil {
+		return nil, fmt.Errorf("store: get account %s/%s: %w", user, transport, err)
+	}
+	return a, nil
+}
+
+func (s *sqlStore) decodeAccount(a *Account, fields string, secrets []byte) error {
+	a.CreatedAt = a.CreatedAt.UTC()
+	a.UpdatedAt = a.UpdatedAt.UTC()
+	a.Fields = map[string]string{}
+	if err := json.Unmarshal([]byte(fields), &a.Fields); err != nil {
+		return fmt.Errorf("fields: %w", err)
+	}
+	pt, err := s.sec.open(secrets, accountAD(a.User, a.Transport))
+	if err != nil {
+		if errors.Is(err, ErrWrongKey) {
+			return fmt.Errorf("secrets do not decrypt (key changed, or the row was altered or copied from another account): %w", err)
+		}
+		return fmt.Errorf("secrets: %w", err)
+	}
+	a.Secrets = map[string]string{}
+	if err := json.Unmarshal(pt, &a.Secrets); err != nil {
+		// The plaintext is secret: do not let the JSON error quote it.
+		return errors.New("secrets: decrypted value is not a JSON object of strings")
+	}
+	return nil
+}
+
+// PutAccount creates or replaces the account (Fields and Secrets as a
+// whole). It sets a.CreatedAt (kept from the first Put) and a.UpdatedAt.
+func (s *sqlStore) PutAccount(ctx context.Context, a *Account) error {
+	if a == nil || a.User == "" || a.Transport == "" {
+		return errors.New("store: put account: user and transport must not be empty")
+	}
+	fields := a.Fields
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	fj, err := json.Marshal(fields)
+	if err != nil {
+		return fmt.Errorf("store: put account %s/%s: fields: %w", a.User, a.Transport, err)
+	}
+	secrets := a.Secrets
+	if secrets == nil {
+		secrets = map[string]string{}
+	}
+	sj, err := json.Marshal(secrets)
+	if err != nil {
+		return fmt.Errorf("store: put account %s/%s: secrets do not encode", a.User, a.Transport)
+	}
+	ct, err := s.sec.seal(sj, accountAD(a.User, a.Transport))
+	if err != nil {
+		return fmt.Errorf("store: put account %s/%s: encrypting secrets: %w", a.User, a.Transport, err)
+	}
+	now := dbTime(s.now())
+	created := now
+	if !a.CreatedAt.IsZero() {
+		created = dbTime(a.CreatedAt)
+	}
+	var got time.Time
+	err = s.b.writer().queryRow(ctx, `INSERT INTO accounts (user_jid, transport, fields, secrets, created, updated)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (user_jid, transport) DO UPDATE
+		SET fields = excluded.fields, secrets = excluded.secrets, updated = excluded.updated
+		RETURNING created`,
+		a.User, a.Transport, string(fj), ct, created, now).Scan(&got)
+	if err != nil {
+		return fmt.Errorf("store: put account %s/%s: %w", a.User, a.Transport, err)
+	}
+	a.CreatedAt = got.UTC()
+	a.UpdatedAt = now
+	return nil
+}
+
+// DeleteAccount removes the account row and every message id, archive
+// entry, queue item and state value of that user for that transport, in
+// one transaction. Deleting what does not exist is not an error.
+func (s *sqlStore) DeleteAccount(ctx context.Context, user, transport string) error {
+	err := runTx(ctx, s.b, func(tx txn) error {
+		for _, table := range []string{"message_ids", "archive", "queue", "state", "accounts"} {
+			if _, err := tx.exec(ctx, "DELETE FROM "+table+" WHERE user_jid = ? AND transport = ?", user, transport); err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete account %s/%s: %w", user, transport, err)
+	}
+	return nil
+}
+
+// ListAccounts returns every account of transport ("" for all
+// transports), ordered by user then transport.
+func (s *sqlStore) ListAccounts(ctx context.Context, transport string) ([]Account, error) {
+	q := "SELECT user_jid, transport, fields, secrets, created, updated FROM accounts"
+	var args []any
+	if transport != "" {
+		q += " WHERE transport = ?"
+		args = append(args, transport)
+	}
+	q += " ORDER BY user_jid, transport"
+	rs, err := s.b.reader().query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list accounts %q: %w", transport, err)
+	}
+	defer rs.Close()
+	var out []Account
+	for rs.Next() {
+		var a Account
+		var fields string
+		var secrets []byte
+		if err := rs.Scan(&a.User, &a.Transport, &fields, &secrets, &a.CreatedAt, &a.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("store: list accounts %q: %w", transport, err)
+		}
+		if err := s.decodeAccount(&a, fields, secrets); err != nil {
+			return nil, fmt.Errorf("store: list accounts %q: account %s/%s: %w", transport, a.User, a.Transport, err)
+		}
+		out = append(out, a)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: list accounts %q: %w", transport, err)
+	}
+	return out, nil
+}
+
+// ---- message ids ----
+
+// PutMessageID records a stanza-id ↔ remote-id pair. The same pair put
+// again only moves its CreatedAt; a stanza id may map to several remote ids
+// (a message split in several lines) and the other way round: lookups
+// return the newest pair.
+func (s *sqlStore) PutMessageID(ctx context.Context, m MessageID) error {
+	if m.User == "" || m.Transport == "" || m.StanzaID == "" || m.RemoteID == "" {
+		return fmt.Errorf("store: put message id %s/%s: user, transport, stanza id and remote id must not be empty", m.User, m.Transport)
+	}
+	created := m.CreatedAt
+	if created.IsZero() {
+		created = s.now()
+	}
+	_, err := s.b.writer().exec(ctx, `INSERT INTO message_ids (user_jid, transport, peer, stanza_id, remote_id, created)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (user_jid, transport, peer, stanza_id, remote_id) DO UPDATE SET created = excluded.created`,
+		m.User, m.Transport, m.Peer, m.StanzaID, m.RemoteID, dbTime(created))
+	if err != nil {
+		return fmt.Errorf("store: put message id %s/%s %s: %w", m.User, m.Transport, m.Peer, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) findMessageID(ctx context.Context, col, user, transport, peer, id string) (*MessageID, error) {
+	m := &MessageID{User: user, Transport: transport, Peer: peer}
+	err := s.b.reader().queryRow(ctx, `SELECT stanza_id, remote_id, created FROM message_ids
+		WHERE user_jid = ? AND transport = ? AND peer = ? AND `+col+` = ?
+		ORDER BY created DESC, n DESC LIMIT 1`,
+		user, transport, peer, id).Scan(&m.StanzaID, &m.RemoteID, &m.CreatedAt)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ErrNotFound
+		}
+		return nil, fmt.Errorf("store: find message by %s %s/%s %s: %w", col, user, transport, peer, err)
+	}
+	m.CreatedAt = m.CreatedAt.UTC()
+	return m, nil
+}
+
+func (s *sqlStore) FindByStanzaID(ctx context.Context, user, transport, peer, stanzaID string) (*MessageID, error) {
+	return s.findMessageID(ctx, "stanza_id", user, transport, peer, stanzaID)
+}
+
+func (s *sqlStore) FindByRemoteID(ctx context.Context, user, transport, peer, remoteID string) (*MessageID, error) {
+	return s.findMessageID(ctx, "remote_id", user, transport, peer, remoteID)
+}
+
+// ---- archive ----
+
+const archiveCols = "seq, id, user_jid, transport, peer, nick, outgoing, body, action, remote_id, origin_id, sent_at"
+
+const insertArchive = `INSERT INTO archive (id, user_jid, transport, peer, nick, outgoing, body, action, remote_id, origin_id, sent_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// AppendArchive writes all entries in one transaction, in slice order. On
+// success it has set every entry's Seq, its ID when empty and its Time
+// (now when zero, else normalised to UTC microseconds); on error nothing
+// was written and the entries are unchanged. A caller-supplied ID that
+// already exists fails the whole batch. Body and Nick are stored as valid
+// UTF-8 without NUL, which XML cannot carry (and PostgreSQL refuses):
+// invalid bytes become U+FFFD and NULs are dropped; the entries keep what
+// the caller gave.
+func (s *sqlStore) AppendArchive(ctx context.Context, entries []ArchiveEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	now := dbTime(s.now())
+	ids := make([]string, len(entries))
+	times := make([]time.Time, len(entries))
+	args := make([][]any, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		if e.User == "" || e.Transport == "" || e.Peer == "" {
+			return fmt.Errorf("store: append archive: entry %d: user, transport and peer must not be empty", i)
+		}
+		ids[i] = e.ID
+		if ids[i] == "" {
+			ids[i] = NewArchiveID()
+		}
+		times[i] = now
+		if !e.Time.IsZero() {
+			times[i] = dbTime(e.Time)
+		}
+		args[i] = []any{ids[i], e.User, e.Transport, e.Peer, cleanText(e.Nick), e.Outgoing, cleanText(e.Body), e.Action, e.RemoteID, e.OriginID, times[i]}
+	}
+	var seqs []int64
+	err := runTx(ctx, s.b, func(tx txn) error {
+		if l := s.b.dialect().lockArchive; l != "" {
+			if _, err := tx.exec(ctx, l); err != nil {
+				return err
+			}
+		}
+		var err error
+		seqs, err = tx.insertSeqs(ctx, insertArchive, "seq", args)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: append archive (%d entries, first %s/%s %s): %w",
+			len(entries), entries[0].User, entries[0].Transport, entries[0].Peer, err)
+	}
+	for i := range entries {
+		entries[i].ID = ids[i]
+		entries[i].Time = times[i]
+		entries[i].Seq = seqs[i]
+	}
+	return nil
+}
+
+// QueryArchive pages through one archive (XEP-0313 with XEP-0059 RSM).
+//
+// User and Transport are required; Peer selects one room or contact ("" is
+// every peer of the user); With keeps one nick; Start and End bound Time,
+// both inclusive. Paging: AfterID returns the entries after that one,
+// oldest first; BeforeID the last Limit entries before that one; Before
+// with an empty BeforeID the last page; neither, the first page. The page
+// is always in chronological order. Complete says that no entry lies
+// beyond the page in the paging direction; Count is the number of entries
+// matching the filters, ignoring paging. An AfterID or BeforeID that is
+// not in this archive is an error wrapping ErrNotFound (XEP-0313
+// item-not-found).
+func (s *sqlStore) QueryArchive(ctx context.Context, q ArchiveQuery) (*ArchivePage, error) {
+	errf := func(err error) error {
+		return fmt.Errorf("store: query archive %s/%s %s: %w", q.User, q.Transport, q.Peer, err)
+	}
+	if q.User == "" || q.Transport == "" {
+		return nil, errf(errors.New("user and transport must not be empty"))
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultArchiveLimit
+	}
+	limit = min(limit, MaxArchiveLimit)
+
+	where := []string{"user_jid = ?", "transport = ?"}
+	args := []any{q.User, q.Transport}
+	if q.Peer != "" {
+		where = append(where, "peer = ?")
+		args = append(args, q.Peer)
+	}
+	if q.With != "" {
+		where = append(where, "nick = ?")
+		args = append(args, q.With)
+	}
+	if !q.Start.IsZero() {
+		where = append(where, "sent_at >= ?")
+		args = append(args, dbTime(q.Start))
+	}
+	if !q.End.IsZero() {
+		where = append(where, "sent_at <= ?")
+		args = append(args, dbTime(q.End))
+	}
+	filter := strings.Join(where, " AND ")
+	backward := q.Before || q.BeforeID != ""
+
+	page := &ArchivePage{}
+	err := runReadTx(ctx, s.b, func(tx txn) error {
+		var count int64
+		if err := tx.queryRow(ctx, "SELECT COUNT(*) FROM archive WHERE "+filter, args...).Scan(&count); err != nil {
+			return err
+		}
+		page.Count = int(count)
+
+		pw := slices.Clone(where)
+		pa := slices.Clone(args)
+		for _, b := range []struct{ id, op string }{{q.AfterID, ">"}, {q.BeforeID, "<"}} {
+			if b.id == "" {
+				continue
+			}
+			seq, err := s.archiveSeq(ctx, tx, q, b.id)
+			if err != nil {
+				return err
+			}
+			pw = append(pw, "seq "+b.op+" ?")
+			pa = append(pa, seq)
+		}
+		order := "ASC"
+		if backward {
+			order = "DESC"
+		}
+		pa = append(pa, limit+1)
+		rs, err := tx.query(ctx, "SELECT "+archiveCols+" FROM archive WHERE "+strings.Join(pw, " AND ")+
+			" ORDER BY seq "+order+" LIMIT ?", pa...)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var e ArchiveEntry
+			if err := rs.Scan(&e.Seq, &e.ID, &e.User, &e.Transport, &e.Peer, &e.Nick, &e.Outgoing,
+				&e.Body, &e.Action, &e.RemoteID, &e.OriginID, &e.Time); err != nil {
+				return err
+			}
+			e.Time = e.Time.UTC()
+			page.Entries = append(page.Entries, e)
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return nil, errf(err)
+	}
+	page.Complete = len(page.Entries) <= limit
+	if !page.Complete {
+		page.Entries = page.Entries[:limit]
+	}
+	if backward {
+		slices.Reverse(page.Entries)
+	}
+	return page, nil
+}
+
+// cleanText makes s valid UTF-8 without NUL.
+func cleanText(s string) string {
+	if utf8.ValidString(s) && !strings.Contains(s, "\x00") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}
+
+// archiveSeq finds the Seq of an RSM id within the queried archive.
+func (s *sqlStore) archiveSeq(ctx context.Context, tx txn, q ArchiveQuery, id string) (int64, error) {
+	sqlq := "SELECT seq FROM archive WHERE id = ? AND user_jid = ? AND transport = ?"
+	args := []any{id, q.User, q.Transport}
+	if q.Peer != "" {
+		sqlq += " AND peer = ?"
+		args = append(args, q.Peer)
+	}
+	var seq int64
+	if err := tx.queryRow(ctx, sqlq, args...).Scan(&seq); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("archive id %q: %w", id, ErrNotFound)
+		}
+		return 0, err
+	}
+	return seq, nil
+}
+
+// PruneArchive deletes the archive entries of transport whose Time is
+// before before, and the message-id pairs of transport created before it
+// (replies and corrections to messages that old no longer route). It
+// returns how many archive entries went.
+func (s *sqlStore) PruneArchive(ctx context.Context, transport string, before time.Time) (int64, error) {
+	var n int64
+	err := runTx(ctx, s.b, func(tx txn) error {
+		var err error
+		n, err = tx.exec(ctx, "DELETE FROM archive WHERE transport = ? AND sent_at < ?", transport, dbTime(before))
+		if err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, "DELETE FROM message_ids WHERE transport = ? AND created < ?", transport, dbTime(before))
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune archive %s before %s: %w", transport, before.UTC().Format(time.RFC3339), err)
+	}
+	return n, nil
+}
+
+// ---- queue ----
+
+// Enqueue stores it and sets it.ID and it.CreatedAt; a zero NextTry means
+// due now.
+func (s *sqlStore) Enqueue(ctx context.Context, it *QueueItem) error {
+	if it == nil || it.Transport == "" || it.User == "" {
+		return errors.New("store: enqueue: transport and user must not be empty")
+	}
+	now := dbTime(s.now())
+	next := now
+	if !it.NextTry.IsZero() {
+		next = dbTime(it.NextTry)
+	}
+	payload := it.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	var id int64
+	err := s.b.writer().queryRow(ctx, `INSERT INTO queue (transport, user_jid, peer, stanza_id, payload, attempts, next_try, last_error, created)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		it.Transport, it.User, it.Peer, it.StanzaID, payload, it.Attempts, next, it.LastError, now).Scan(&id)
+	if err != nil {
+		return fmt.Errorf("store: enqueue %s for %s: %w", it.Transport, it.User, err)
+	}
+	it.ID = id
+	it.CreatedAt = now
+	it.NextTry = next
+	return nil
+}
+
+// Due returns up to limit (DefaultDueLimit when ≤ 0) items of transport
+// whose NextTry is not after now, earliest first. It does not lease them:
+// one sender per transport must own the queue.
+func (s *sqlStore) Due(ctx context.Context, transport string, now time.Time, limit int) ([]QueueItem, error) {
+	if limit <= 0 {
+		limit = DefaultDueLimit
+	}
+	rs, err := s.b.reader().query(ctx, `SELECT id, transport, user_jid, peer, stanza_id, payload, attempts, next_try, last_error, created
+		FROM queue WHERE transport = ? AND next_try <= ? ORDER BY next_try, id LIMIT ?`,
+		transport, dbTime(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: due %s: %w", transport, err)
+	}
+	defer rs.Close()
+	var out []QueueItem
+	for rs.Next() {
+		var it QueueItem
+		if err := rs.Scan(&it.ID, &it.Transport, &it.User, &it.Peer, &it.StanzaID, &it.Payload,
+			&it.Attempts, &it.NextTry, &it.LastError, &it.CreatedAt); err != nil {
+			return nil, fmt.Errorf("store: due %s: %w", transport, err)
+		}
+		it.NextTry = it.NextTry.UTC()
+		it.CreatedAt = it.CreatedAt.UTC()
+		out = append(out, it)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: due %s: %w", transport, err)
+	}
+	return out, nil
+}
+
+// Reschedule adds one to the item's Attempts and sets its NextTry and
+// LastError. A missing id is an error wrapping ErrNotFound.
+func (s *sqlStore) Reschedule(ctx context.Context, id int64, next time.Time, lastErr string) error {
+	n, err := s.b.writer().exec(ctx, "UPDATE queue SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE id = ?",
+		dbTime(next), lastErr, id)
+	if err != nil {
+		return fmt.Errorf("store: reschedule queue item %d: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: reschedule queue item %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Dequeue removes the item; an item that is already gone (dequeued, or
+// its account deleted) is not an error.
+func (s *sqlStore) Dequeue(ctx context.Context, id int64) error {
+	if _, err := s.b.writer().exec(ctx, "DELETE FROM queue WHERE id = ?", id); err != nil {
+		return fmt.Errorf("store: dequeue item %d: %w", id, err)
+	}
+	return nil
+}
+
+// ---- state ----
+
+// GetState returns the value, or an error wrapping ErrNotFound.
+func (s *sqlStore) GetState(ctx context.Context, user, transport, key string) ([]byte, error) {
+	var v []byte
+	err := s.b.reader().queryRow(ctx, "SELECT value FROM state WHERE user_jid = ? AND transport = ? AND state_key = ?",
+		user, transport, key).Scan(&v)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ErrNotFound
+		}
+		return nil, fmt.Errorf("store: get state %s/%s %q: %w", user, transport, key, err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// PutState sets the value (nil is stored as empty).
+func (s *sqlStore) PutState(ctx context.Context, user, transport, key string, value []byte) error {
+	if user == "" || transport == "" || key == "" {
+		return fmt.Errorf("store: put state %s/%s %q: user, transport and key must not be empty", user, transport, key)
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	_, err := s.b.writer().exec(ctx, `INSERT INTO state (user_jid, transport, state_key, value, updated) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (user_jid, transport, state_key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
+		user, transport, key, value, dbTime(s.now()))
+	if err != nil {
+		return fmt.Errorf("store: put state %s/%s %q: %w", user, transport, key, err)
+	}
+	return nil
+}
