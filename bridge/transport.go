@@ -77,6 +77,13 @@ type Query struct {
 	Request any // *DiscoInfoQuery, *DiscoItemsQuery, *ArchiveQuery, …
 }
 
+// PingQuery is a XEP-0199 ping to a room, an occupant or a contact. For
+// an occupant JID that is the user's own, it is XEP-0410 MUC self-ping:
+// answer with a nil Payload while the user is joined under that nick, and
+// with not-acceptable once they are not (the client then rejoins). For
+// other addresses a nil Payload means "reachable".
+type PingQuery struct{}
+
 // DiscoInfoQuery asks for XEP-0030 info; answered with *DiscoInfo.
 type DiscoInfoQuery struct{ Node string }
 

@@ -55,6 +55,10 @@ func (l *Link) handleIQ(s *stanza) {
 		l.archiveQuery(s, p, get)
 	case p.space == nsMUCAdmin && p.local == "query" && s.addr.Kind == mapping.KindRoom:
 		l.roomAdmin(s, p, get)
+	case p.space == nsPing && p.local == "ping" && get:
+		// XEP-0410 MUC self-ping and pings to contacts: the transport
+		// knows whether the user is still joined.
+		l.query(s, &bridge.PingQuery{}, "")
 	default:
 		l.replyErr(s, bridge.Errorf(bridge.ServiceUnavailable, "This address does not answer %s %s requests.", p.space, s.typ), "")
 	}
