@@ -1,0 +1,127 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "switchboard.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	c, err := loadConfig("configs/switchboard.toml")
+	if err != nil {
+		t.Fatalf("configs/switchboard.toml: %v", err)
+	}
+	if c.IRC == nil || c.IRC.Domain != "irc.example.org" || c.XMPP.Server != "127.0.0.1:5347" {
+		t.Fatalf("decoded %+v", c)
+	}
+}
+
+func TestBadConfigNamesEveryKey(t *testing.T) {
+	_, err := loadConfig(writeConfig(t, `
+[log]
+level = "loud"
+[xmpp]
+server = "nohost"
+typo = 1
+[store]
+driver = "mysql"
+[http]
+listen = "8480"
+[access]
+allow = ["a@b/c"]
+admins = ["nope"]
+[irc]
+domain = "irc.localhost"
+secret = "s"
+[[irc.network]]
+name = "local"
+address = "bad"
+`))
+	if err == nil {
+		t.Fatal("a config full of mistakes was accepted")
+	}
+	for _, key := range []string{"log.level", "xmpp.server", "xmpp.typo", "store.driver", "http.listen", "access.allow[0]", "access.admins[0]", "irc.network[0].address"} {
+		if !strings.Contains(err.Error(), key+":") {
+			t.Errorf("no problem reported for %s in:\n%v", key, err)
+		}
+	}
+}
+
+func TestConfigSyntaxErrorHasPosition(t *testing.T) {
+	_, err := loadConfig(writeConfig(t, "[xmpp\nserver = 1\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("got %v, want a position", err)
+	}
+	_, err = loadConfig(filepath.Join(t.TempDir(), "missing.toml"))
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestSecretsFromEnvironmentAndFile(t *testing.T) {
+	base := `
+[access]
+allow = ["localhost"]
+[irc]
+domain = "irc.localhost"
+%s
+[[irc.network]]
+name = "local"
+address = "127.0.0.1:6667"
+`
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(writeConfig(t, strings.Replace(base, "%s", `secret_file = "`+secretFile+`"`, 1)))
+	if err != nil || c.IRC.Secret != "from-file" {
+		t.Fatalf("secret_file: %v %q", err, c.IRC.Secret)
+	}
+	t.Setenv(envIRCSecret, "from-env")
+	t.Setenv(envStoreDSN, "/tmp/other.db")
+	c, err = loadConfig(writeConfig(t, strings.Replace(base, "%s", `secret_file = "`+secretFile+`"`, 1)))
+	if err != nil || c.IRC.Secret != "from-env" || c.Store.DSN != "/tmp/other.db" {
+		t.Fatalf("environment: %v %q %q", err, c.IRC.Secret, c.Store.DSN)
+	}
+	t.Setenv(envIRCSecret, "")
+	_, err = loadConfig(writeConfig(t, strings.Replace(base, "%s", "", 1)))
+	if err == nil || !strings.Contains(err.Error(), "irc.secret") {
+		t.Fatalf("no secret at all: %v", err)
+	}
+}
+
+func TestAccessPolicy(t *testing.T) {
+	p := newAccessPolicy(AccessConfig{Allow: []string{"example.org", "guest@other.org"}, Admins: []string{"boss@elsewhere.net"}})
+	cases := []struct {
+		jid            string
+		allowed, admin bool
+	}{
+		{"alice@example.org/phone", true, false},
+		{"guest@other.org", true, false},
+		{"stranger@other.org", false, false},
+		{"boss@elsewhere.net/pc", true, true},
+		{"example.org", false, false}, // a server is not a user
+		{"alice@sub.example.org", false, false},
+	}
+	for _, c := range cases {
+		j := jid.MustParse(c.jid)
+		if got := p.Allowed(j); got != c.allowed {
+			t.Errorf("Allowed(%s) = %v", c.jid, got)
+		}
+		if got := p.IsAdmin(j); got != c.admin {
+			t.Errorf("IsAdmin(%s) = %v", c.jid, got)
+		}
+	}
+}
