@@ -304,6 +304,64 @@ func TestFoundation(t *testing.T) {
 	})
 }
 
+// TestGatewayPresence checks XEP-0100 presence: registered users get the
+// gateway's presence when it starts and unavailable when it stops, probes
+// are answered, subscriptions to contacts are accepted, and the gateway
+// never sends an unsolicited "subscribed".
+func TestGatewayPresence(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	alice := s.user("alice")
+	form := `<iq type='set' to='` + ircDomain + `'><query xmlns='jabber:iq:register'><x xmlns='jabber:x:data' type='submit'>` +
+		`<field var='FORM_TYPE' type='hidden'><value>jabber:iq:register</value></field>` +
+		`<field var='nick'><value>alice</value></field></x></query></iq>`
+	if r := alice.IQ(t, form, wait); r.Type != "result" {
+		t.Fatalf("register: %s", r.XML)
+	}
+	// XEP-0100 §6: after registering, the gateway asks to subscribe.
+	alice.Expect(t, func(st testbed.Stanza) bool {
+		return st.Name == "presence" && st.Type == "subscribe" && st.From == ircDomain
+	}, wait)
+
+	// A probe to the domain is answered with its presence.
+	alice.SendRaw(`<presence type='probe' to='` + ircDomain + `'/>`)
+	alice.Expect(t, func(st testbed.Stanza) bool {
+		return st.Name == "presence" && st.Type == "" && st.From == ircDomain
+	}, wait)
+
+	// Subscribing to a contact is accepted (a solicited "subscribed"):
+	// Prosody applies it to the roster rather than forwarding it.
+	alice.SendRaw(`<presence type='subscribe' to='somebody%local@` + ircDomain + `'/>`)
+	deadline := time.Now().Add(wait)
+	for {
+		r := alice.IQ(t, `<iq type='get'><query xmlns='jabber:iq:roster'/></iq>`, wait)
+		if r.Root.Find("query/item[@subscription='to']") != nil &&
+			r.Root.Find("query/item").AttrValue("jid") == "somebody%local@"+ircDomain {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the contact subscription was not approved: %s", r.XML)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Stopping the gateway sends unavailable presence from the domain.
+	s.gw.Stop()
+	alice.Expect(t, func(st testbed.Stanza) bool {
+		return st.Name == "presence" && st.Type == "unavailable" && st.From == ircDomain
+	}, wait)
+	// Starting it again sends available presence to the registered user.
+	s.gw.Start()
+	alice.Expect(t, func(st testbed.Stanza) bool {
+		return st.Name == "presence" && st.Type == "" && st.From == ircDomain
+	}, wait)
+	for _, raw := range alice.Received() {
+		solicited := strings.Contains(raw, `from="somebody%local@`+ircDomain+`"`)
+		if (strings.Contains(raw, `type="subscribed"`) || strings.Contains(raw, "type='subscribed'")) && !solicited {
+			t.Fatalf("an unsolicited subscribed reached the client: %s", raw)
+		}
+	}
+}
+
 // TestProsodyRestart kills Prosody and starts it again: the gateway
 // reconnects and serves again within 10 s.
 func TestProsodyRestart(t *testing.T) {
