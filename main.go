@@ -92,6 +92,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	gw := bridge.New(st, newAccessPolicy(cfg.Access), log, metrics)
 
 	var links []*component.Link
+	var afterStart []func(context.Context) error
 	if cfg.IRC != nil {
 		t, err := irc.New(*cfg.IRC, st, metrics, log.With("transport", "irc"))
 		if err != nil {
@@ -107,6 +108,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}, gw, t.Codec(), log.With("domain", cfg.IRC.Domain))
 		gw.AddTransport(t, link)
 		links = append(links, link)
+		afterStart = append(afterStart, func(ctx context.Context) error { return t.RestoreBouncers(ctx, gw) })
 	}
 
 	var httpSrv *http.Server
@@ -136,6 +138,16 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}()
 	}
 	log.Info("switchboard started", "version", version, "xmpp", cfg.XMPP.Server, "store", cfg.Store.Driver)
+	// Bouncer users' connections come back without waiting for the users.
+	for _, f := range afterStart {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("restoring bouncer connections failed", "err", err)
+			}
+		}()
+	}
 
 	gwErr := gw.Run(ctx)
 	log.Info("shutting down")

@@ -164,6 +164,10 @@ func TestFoundation(t *testing.T) {
 			t.Fatalf("no occupant presence for ircbob before self-presence:\n%s", strings.Join(alice.Received(), "\n"))
 		}
 		bob.Expect(t, func(m *ircmsg.Message) bool { return m.Command == "JOIN" && m.Nick() == "alice" }, wait)
+		// XEP-0410 MUC self-ping: joined.
+		if r := alice.IQ(t, `<iq type='get' to='`+room("#test")+`/alice'><ping xmlns='urn:xmpp:ping'/></iq>`, wait); r.Type != "result" {
+			t.Fatalf("self-ping while joined: %s", r.XML)
+		}
 
 		alice.SendRaw(`<message type='groupchat' to='` + room("#test") + `' id='m1'><body>hello irc</body><origin-id xmlns='urn:xmpp:sid:0' id='o1'/></message>`)
 		m := bob.Expect(t, isPrivmsg("#test", "hello irc"), wait)
@@ -301,6 +305,11 @@ func TestFoundation(t *testing.T) {
 		watch.Expect(t, func(m *ircmsg.Message) bool {
 			return (m.Command == "QUIT" || m.Command == "PART") && m.Nick() == "alice"
 		}, wait)
+		// XEP-0410 MUC self-ping: not joined any more, so the client rejoins.
+		r := alice.IQ(t, `<iq type='get' to='`+room("#test")+`/alice'><ping xmlns='urn:xmpp:ping'/></iq>`, wait)
+		if r.ErrorCondition() != "not-acceptable" {
+			t.Fatalf("self-ping after leaving: %s", r.XML)
+		}
 	})
 }
 

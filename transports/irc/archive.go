@@ -1,0 +1,108 @@
+package irc
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"switchboard/store"
+)
+
+// Archive batching: entries are collected by one goroutine of the transport
+// and written with one AppendArchive (one transaction) every flushEvery or
+// every flushSize entries, whichever comes first.
+const (
+	flushEvery   = 50 * time.Millisecond
+	flushSize    = 100
+	archiveQueue = 8192 // entries waiting; beyond that they are dropped (and counted)
+)
+
+// archiver is the transport's archive writer.
+type archiver struct {
+	st      store.Store
+	log     *slog.Logger
+	in      chan store.ArchiveEntry
+	dropped atomic.Int64
+	// flushed, when set (tests), is signalled after every write.
+	flushed chan struct{}
+}
+
+func newArchiver(st store.Store, log *slog.Logger) *archiver {
+	return &archiver{st: st, log: log, in: make(chan store.ArchiveEntry, archiveQueue)}
+}
+
+// add queues an entry; it never blocks (a full queue drops the entry: the
+// store is too slow, and holding up a user's goroutine would be worse).
+func (a *archiver) add(e store.ArchiveEntry) {
+	select {
+	case a.in <- e:
+	default:
+		if a.dropped.Add(1)%1000 == 1 {
+			a.log.Warn("the IRC archive cannot keep up; messages are not archived", "dropped", a.dropped.Load())
+		}
+	}
+}
+
+// run writes batches until ctx is done, then writes what is left.
+func (a *archiver) run(ctx context.Context) {
+	batch := make([]store.ArchiveEntry, 0, flushSize)
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		a.write(batch)
+		clear(batch)
+		batch = batch[:0]
+		if a.flushed != nil {
+			select {
+			case a.flushed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	for {
+		select {
+		case e := <-a.in:
+			batch = append(batch, e)
+			if len(batch) >= flushSize {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		case <-ctx.Done():
+			for {
+				select {
+				case e := <-a.in:
+					batch = append(batch, e)
+					if len(batch) >= flushSize {
+						flush()
+					}
+				default:
+					flush()
+					return
+				}
+			}
+		}
+	}
+}
+
+// write stores a batch; when the batch fails as a whole (one bad entry
+// fails the transaction) the entries are retried one by one so that one
+// does not cost the others.
+func (a *archiver) write(batch []store.ArchiveEntry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := a.st.AppendArchive(ctx, batch)
+	if err == nil {
+		return
+	}
+	a.log.Warn("writing a batch of the IRC archive failed; retrying entry by entry", "entries", len(batch), "err", err)
+	for i := range batch {
+		if err := a.st.AppendArchive(ctx, batch[i:i+1]); err != nil {
+			a.log.Warn("an IRC archive entry could not be written", "user", batch[i].User, "peer", batch[i].Peer, "err", err)
+		}
+	}
+}

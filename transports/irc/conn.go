@@ -1,0 +1,557 @@
+package irc
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ergochat/irc-go/ircmsg"
+	"github.com/ergochat/irc-go/ircreader"
+	"golang.org/x/text/encoding"
+)
+
+// Why our own connection rather than ircevent.Connection: ircevent runs
+// about five goroutines and ~35 KiB per connection, writes its log to
+// stdout by default, never rejoins, blocks registration 15 s when CAP gets
+// no answer, and runs callbacks on its read goroutine, so the per-user
+// state would need locks. The gateway keeps one IRC connection per user per
+// network (the benchmark against Biboumi counts memory per bridged user),
+// so conn is lean: one goroutine reads (ircreader + ircmsg) and posts every
+// parsed line to the user's goroutine, one goroutine writes through a token
+// bucket. All protocol state (CAP, SASL, ISUPPORT, channels) lives in the
+// session, on the user's goroutine, without locks.
+
+// Timeouts of a connection.
+const (
+	dialTimeout = 30 * time.Second
+	// writeTimeout bounds one write; a server that reads nothing for this
+	// long is treated as gone.
+	writeTimeout = 60 * time.Second
+	// idleTimeout is how long the reader waits for a line before it sends
+	// PING; pingTimeout how long it then waits for anything.
+	idleTimeout = 150 * time.Second
+	pingTimeout = 60 * time.Second
+	// quitLinger is how long the writer waits, once QUIT is written, for
+	// the server to close the connection.
+	quitLinger = 2 * time.Second
+	// maxQueue bounds what a connection may have waiting to be written.
+	maxQueue = 256 << 10
+	// readBufMax is the longest line the reader accepts: tags (8191) and
+	// the 512-byte message.
+	readBufMax = 8192 + 512
+)
+
+// outLine is one encoded line waiting to be written.
+type outLine struct {
+	b        []byte
+	priority bool // PING/PONG: ahead of the queue, outside the rate limit
+}
+
+// errQueueFull is returned by send when too much is waiting to be written.
+var errQueueFull = errors.New("too much is waiting to be sent on this IRC connection")
+
+// errClosed is returned by send on a connection that is closing.
+var errClosed = errors.New("the IRC connection is closing")
+
+// poster is what a conn posts its events to (*bridge.User in production).
+type poster interface {
+	Post(ev any) bool
+}
+
+// dialSpec says how to reach a server.
+type dialSpec struct {
+	addr      string      // host:port
+	tls       *tls.Config // nil for plain TCP
+	bind      string      // local IP or ""
+	noPrivate bool        // refuse loopback, private and link-local addresses
+	// slot paces connects: a conn holds one from dialing until the
+	// server registered it (or the attempt failed).
+	slots chan struct{}
+}
+
+// Events a conn posts to the user's goroutine.
+type (
+	// connUp says the TCP (and TLS) connection is established.
+	connUp struct{ c *conn }
+	// connLine is one line read from the server.
+	connLine struct {
+		c   *conn
+		msg ircmsg.Message
+	}
+	// connDown says the connection is gone; it is the last event of c.
+	connDown struct {
+		c   *conn
+		err error
+	}
+)
+
+// conn is one connection to an IRC server. Its goroutines are started by
+// start and end after close (or a network error); the owner (a session)
+// calls close in every case.
+type conn struct {
+	spec    dialSpec
+	u       poster
+	log     *slog.Logger
+	decoder encoding.Encoding // for lines that are not UTF-8; nil: U+FFFD
+	rate    float64
+	burst   int
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	queue    []outLine
+	queued   int  // bytes in queue
+	quitting bool // QUIT queued: nothing more may be queued
+	slotHeld bool
+
+	quitWritten atomic.Bool // the writer wrote QUIT
+
+	wake    chan struct{} // cap 1: something was queued
+	flushed chan struct{} // closed when the writer has written QUIT
+	done    chan struct{} // closed when both goroutines ended
+}
+
+// newConn returns a conn that is not started. Its context is its own (not
+// the user's): at shutdown the user's context ends first, and QUIT must
+// still be written.
+func newConn(spec dialSpec, u poster, log *slog.Logger, dec encoding.Encoding, rate float64, burst int) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	if burst < 1 {
+		burst = 1
+	}
+	return &conn{
+		spec: spec, u: u, log: log, decoder: dec, rate: rate, burst: burst,
+		ctx: ctx, cancel: cancel,
+		wake:    make(chan struct{}, 1),
+		flushed: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// start runs the connection: dial, then read until the end.
+func (c *conn) start() {
+	go c.run()
+}
+
+// run is the reader goroutine; it also dials and starts the writer.
+func (c *conn) run() {
+	defer close(c.done)
+	nc, err := c.dial()
+	if err != nil {
+		c.releaseSlot()
+		c.cancel()
+		c.u.Post(connDown{c: c, err: err})
+		return
+	}
+	// Closing the socket is what stops a blocked read or write.
+	stop := context.AfterFunc(c.ctx, func() { nc.Close() })
+	defer stop()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(nc)
+	}()
+	if !c.u.Post(connUp{c: c}) {
+		c.cancel()
+	}
+	err = c.readLoop(nc)
+	c.cancel()
+	nc.Close()
+	<-writerDone
+	c.releaseSlot()
+	c.u.Post(connDown{c: c, err: err})
+}
+
+// dial connects to the server, holding a pacing slot.
+func (c *conn) dial() (net.Conn, error) {
+	if c.spec.slots != nil {
+		select {
+		case c.spec.slots <- struct{}{}:
+			c.mu.Lock()
+			c.slotHeld = true
+			c.mu.Unlock()
+		case <-c.ctx.Done():
+			return nil, c.ctx.Err()
+		}
+	}
+	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 60 * time.Second}
+	if c.spec.bind != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(c.spec.bind)}
+	}
+	if c.spec.noPrivate {
+		d.Control = refusePrivate
+	}
+	nc, err := d.DialContext(c.ctx, "tcp", c.spec.addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", c.spec.addr, err)
+	}
+	if c.spec.tls == nil {
+		return nc, nil
+	}
+	tc := tls.Client(nc, c.spec.tls)
+	hctx, cancel := context.WithTimeout(c.ctx, dialTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS with %s: %w", c.spec.addr, err)
+	}
+	return tc, nil
+}
+
+// refusePrivate is a net.Dialer Control that refuses addresses an open
+// gateway must not reach.
+func refusePrivate(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("refusing to connect to %s: %w", address, err)
+	}
+	ip := ap.Addr().Unmap()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
+		return fmt.Errorf("refusing to connect to %s: the gateway does not reach local or private addresses", ip)
+	}
+	return nil
+}
+
+// releaseSlot gives the pacing slot back (once).
+func (c *conn) releaseSlot() {
+	c.mu.Lock()
+	held := c.slotHeld
+	c.slotHeld = false
+	c.mu.Unlock()
+	if held {
+		<-c.spec.slots
+	}
+}
+
+// readLoop reads lines until an error. It pings an idle server.
+func (c *conn) readLoop(nc net.Conn) error {
+	var r ircreader.Reader
+	r.Initialize(nc, 512, readBufMax)
+	pinged := false
+	debug := c.log.Enabled(context.Background(), slog.LevelDebug)
+	for {
+		switch {
+		case c.quitWritten.Load():
+			// The writer set a short deadline for the server to close.
+		case pinged:
+			nc.SetReadDeadline(time.Now().Add(pingTimeout))
+		default:
+			nc.SetReadDeadline(time.Now().Add(idleTimeout))
+		}
+		raw, err := r.ReadLine()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !pinged && c.ctx.Err() == nil {
+				c.mu.Lock()
+				quitting := c.quitting
+				c.mu.Unlock()
+				if !quitting {
+					pinged = true
+					c.sendRaw([]byte("PING :switchboard\r\n"), true)
+					continue
+				}
+			}
+			if c.ctx.Err() != nil {
+				return context.Canceled
+			}
+			if errors.Is(err, ircreader.ErrReadQ) {
+				return errors.New("the server sent a line longer than IRC allows")
+			}
+			return err
+		}
+		pinged = false
+		if len(raw) == 0 {
+			continue
+		}
+		line := c.decode(raw)
+		if debug {
+			c.log.Debug("irc <-", "line", line)
+		}
+		msg, err := ircmsg.ParseLine(line)
+		if err != nil {
+			c.log.Debug("an unparseable line from the IRC server was ignored", "err", err)
+			continue
+		}
+		if !c.u.Post(connLine{c: c, msg: msg}) {
+			return context.Canceled
+		}
+	}
+}
+
+// decode returns the line as UTF-8, decoding it with the network's
+// fallback charset when it is not valid UTF-8.
+func (c *conn) decode(raw []byte) string {
+	if utf8.Valid(raw) {
+		return string(raw)
+	}
+	if c.decoder != nil {
+		if s, err := c.decoder.NewDecoder().Bytes(raw); err == nil && utf8.Valid(s) {
+			return string(s)
+		}
+	}
+	return string(bytes.ToValidUTF8(raw, []byte("\uFFFD")))
+}
+
+// send queues one message. It is the only way a line from the session
+// reaches the socket, and it refuses any line that holds NUL, CR or LF (or
+// is longer than IRC allows) instead of sending something else than what
+// was meant.
+func (c *conn) send(msg *ircmsg.Message) error {
+	b, err := encodeLine(msg)
+	if err != nil {
+		return err
+	}
+	return c.sendRaw(b, false)
+}
+
+// encodeLine serialises msg as one IRC line, refusing what cannot be one.
+func encodeLine(msg *ircmsg.Message) ([]byte, error) {
+	for i, p := range msg.Params {
+		if !safeParam(p) {
+			return nil, fmt.Errorf("refusing to send %s: parameter %d holds a line break or NUL", msg.Command, i+1)
+		}
+	}
+	b, err := msg.LineBytesStrict(true, maxLine)
+	if err != nil {
+		return nil, fmt.Errorf("refusing to send %s: %w", msg.Command, err)
+	}
+	if i := bytes.IndexAny(b[:len(b)-2], "\x00\r\n"); i >= 0 {
+		return nil, fmt.Errorf("refusing to send %s: the line holds a line break or NUL", msg.Command)
+	}
+	return b, nil
+}
+
+// sendRaw queues an encoded line; priority lines (PONG, PING) jump the
+// queue and the rate limit.
+func (c *conn) sendRaw(b []byte, priority bool) error {
+	c.mu.Lock()
+	switch {
+	case c.quitting:
+		c.mu.Unlock()
+		return errClosed
+	case c.queued+len(b) > maxQueue && !priority:
+		c.mu.Unlock()
+		return errQueueFull
+	}
+	if priority {
+		c.queue = append(c.queue, outLine{})
+		copy(c.queue[1:], c.queue)
+		c.queue[0] = outLine{b: b, priority: true}
+	} else {
+		c.queue = append(c.queue, outLine{b: b})
+	}
+	c.queued += len(b)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// quit queues QUIT (reason already cleaned) as the last line; the writer
+// sends what is queued, then QUIT, then closes the connection.
+func (c *conn) quit(reason string) {
+	msg := ircmsg.MakeMessage(nil, "", "QUIT", reason)
+	b, err := encodeLine(&msg)
+	if err != nil {
+		b = []byte("QUIT\r\n")
+	}
+	c.mu.Lock()
+	if c.quitting {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, outLine{b: b})
+	c.queued += len(b)
+	c.quitting = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close ends the connection at once; the goroutines end soon after.
+func (c *conn) close() { c.cancel() }
+
+// waitFlushed waits until QUIT was written, the connection ended, or the
+// deadline passed.
+func (c *conn) waitFlushed(deadline <-chan time.Time) {
+	select {
+	case <-c.flushed:
+	case <-c.done:
+	case <-deadline:
+	}
+}
+
+// next takes what the writer may write now: lines (at most n) and whether
+// QUIT was among them. It blocks until something is queued or ctx ends.
+func (c *conn) next(n int, lines []outLine) (_ []outLine, quit bool, ok bool) {
+	for {
+		c.mu.Lock()
+		if len(c.queue) > 0 {
+			if n > len(c.queue) {
+				n = len(c.queue)
+			}
+			// A priority line is never held back by the bucket.
+			lines = append(lines, c.queue[:n]...)
+			for _, l := range lines {
+				c.queued -= len(l.b)
+			}
+			rest := copy(c.queue, c.queue[n:])
+			clear(c.queue[rest:])
+			c.queue = c.queue[:rest]
+			if len(c.queue) == 0 && cap(c.queue) > 64 {
+				c.queue = nil
+			}
+			quit = c.quitting && len(c.queue) == 0
+			c.mu.Unlock()
+			return lines, quit, true
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.wake:
+		case <-c.ctx.Done():
+			return nil, false, false
+		}
+	}
+}
+
+// writeLoop writes queued lines through the token bucket until ctx ends or
+// QUIT was written.
+func (c *conn) writeLoop(nc net.Conn) {
+	tokens := float64(c.burst)
+	last := time.Now()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	var wbuf []byte
+	var lines []outLine
+	for {
+		if !c.waitQueued() {
+			return
+		}
+		n := 16
+		if c.rate > 0 {
+			// Refill after waiting: time spent idle with a full bucket
+			// must not count twice.
+			now := time.Now()
+			tokens = min(tokens+now.Sub(last).Seconds()*c.rate, float64(c.burst))
+			last = now
+			if tokens < 1 && !c.priorityFirst() {
+				wait := time.Duration((1 - tokens) / c.rate * float64(time.Second))
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+				select {
+				case <-timer.C:
+				case <-c.ctx.Done():
+					return
+				}
+				continue
+			}
+			n = max(1, int(tokens))
+		}
+		var quit, ok bool
+		lines, quit, ok = c.next(n, lines[:0])
+		if !ok {
+			return
+		}
+		wbuf = wbuf[:0]
+		for _, l := range lines {
+			if !l.priority && c.rate > 0 {
+				tokens--
+			}
+			wbuf = append(wbuf, l.b...)
+		}
+		clear(lines)
+		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := nc.Write(wbuf); err != nil {
+			c.log.Debug("writing to the IRC server failed", "err", err)
+			nc.Close()
+			return
+		}
+		if cap(wbuf) > 4096 { // a burst; do not keep its buffer
+			wbuf = nil
+		}
+		if quit {
+			c.quitWritten.Store(true)
+			nc.SetReadDeadline(time.Now().Add(quitLinger))
+			close(c.flushed)
+			return
+		}
+	}
+}
+
+// waitQueued blocks until a line is queued; false when ctx ended.
+func (c *conn) waitQueued() bool {
+	for {
+		c.mu.Lock()
+		n := len(c.queue)
+		c.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+		select {
+		case <-c.wake:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}
+
+// priorityFirst reports whether the next queued line is a priority line.
+func (c *conn) priorityFirst() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue) > 0 && c.queue[0].priority
+}
+
+// tlsConfig builds the TLS configuration of a server: verification against
+// the system roots by default, none with verify false, and with a
+// fingerprint only the pinned certificate (SHA-256 of its DER).
+func tlsConfig(host string, verify bool, fingerprint []byte, cert *tls.Certificate) *tls.Config {
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	if len(fingerprint) > 0 {
+		cfg.InsecureSkipVerify = true // replaced by the pin below
+		pin := fingerprint
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the server sent no certificate")
+			}
+			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+			if subtle.ConstantTimeCompare(sum[:], pin) != 1 {
+				return fmt.Errorf("the server's certificate has fingerprint %x, not the configured one", sum)
+			}
+			return nil
+		}
+		return cfg
+	}
+	if !verify {
+		cfg.InsecureSkipVerify = true
+	}
+	return cfg
+}

@@ -1,0 +1,159 @@
+package irc
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ergochat/irc-go/ircmsg"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/bridge"
+	"switchboard/mapping"
+	"switchboard/tests/testbed"
+)
+
+const wait = 10 * time.Second
+
+func isPrivmsg(from, target, text string) func(*ircmsg.Message) bool {
+	return func(m *ircmsg.Message) bool {
+		return m.Command == "PRIVMSG" && m.Nick() == from && len(m.Params) == 2 &&
+			strings.EqualFold(m.Params[0], target) && (text == "" || m.Params[1] == text)
+	}
+}
+
+// TestFoundation runs the first slice against a real ngircd: join, NAMES,
+// self-presence, messages both ways, private messages, refusals, leave.
+func TestFoundation(t *testing.T) {
+	ng := testbed.StartNgircd(t, testbed.NgircdOptions{NoFloodLimit: true})
+	h := newHarness(t, testConfig(ng.Addr()))
+	bob := testbed.DialIRC(t, ng.Addr(), "bob")
+	bob.Join("#chan")
+
+	alice := jid.MustParse("alice@localhost/phone")
+	rj := h.join(alice, "#chan%local@irc.localhost/alice")
+	if rj.Self.Nick != "alice" || rj.NickChanged {
+		t.Fatalf("self = %+v, nick changed %v", rj.Self, rj.NickChanged)
+	}
+	if len(rj.Occupants) != 1 || rj.Occupants[0].Nick != "bob" || rj.Occupants[0].Role != "moderator" {
+		t.Fatalf("occupants = %+v (bob created #chan and is op)", rj.Occupants)
+	}
+	bob.Expect(t, func(m *ircmsg.Message) bool { return m.Command == "JOIN" && m.Nick() == "alice" }, wait)
+	if got := h.tr.Connections(); got != 1 {
+		t.Fatalf("connections = %d", got)
+	}
+
+	room := h.addr("#chan%local@irc.localhost")
+
+	// IRC → XMPP.
+	bob.Privmsg("#chan", "hello alice")
+	m := expectEv(h, func(m bridge.Message) bool { return m.Body == "hello alice" }, wait)
+	if m.Type != bridge.Groupchat || m.From != room.Occupant("bob") || !m.To.Equal(alice) {
+		t.Fatalf("message = %+v", m)
+	}
+
+	// XMPP → IRC, reflected with its id.
+	h.dispatch(alice, bridge.SendMessage{From: alice, To: room, Type: bridge.Groupchat, ID: "m1", OriginID: "o1", Body: "hi bob"})
+	bob.Expect(t, isPrivmsg("alice", "#chan", "hi bob"), wait)
+	refl := expectEv(h, func(m bridge.Message) bool { return m.ID == "m1" }, wait)
+	if refl.From != room.Occupant("alice") || refl.Body != "hi bob" || refl.OriginID != "o1" || refl.StanzaID == "" {
+		t.Fatalf("reflection = %+v", refl)
+	}
+
+	// Private messages both ways.
+	bobAddr := h.addr("bob%local@irc.localhost")
+	h.dispatch(alice, bridge.SendMessage{From: alice, To: bobAddr, Type: bridge.Chat, ID: "p1", Body: "psst"})
+	bob.Expect(t, isPrivmsg("alice", "bob", "psst"), wait)
+	bob.Privmsg("alice", "psst back")
+	pm := expectEv(h, func(m bridge.Message) bool { return m.Body == "psst back" }, wait)
+	if pm.Type != bridge.Chat || pm.From != bobAddr || !pm.To.Equal(alice.Bare()) {
+		t.Fatalf("pm = %+v", pm)
+	}
+
+	// CR, LF and NUL never start a new IRC line.
+	h.dispatch(alice, bridge.SendMessage{From: alice, To: room, Type: bridge.Groupchat, ID: "m2", Body: "one\r\nJOIN #evil\rQUIT :x\x00PRIVMSG #chan :forged\nlast"})
+	bob.Expect(t, isPrivmsg("alice", "#chan", "one"), wait)
+	bob.Expect(t, isPrivmsg("alice", "#chan", "JOIN #evil"), wait)
+	bob.Expect(t, isPrivmsg("alice", "#chan", "QUIT :xPRIVMSG #chan :forged"), wait)
+	bob.Expect(t, isPrivmsg("alice", "#chan", "last"), wait)
+	// Names with a comma, a space or a control character are refused.
+	for _, bad := range []mapping.Address{
+		{Kind: mapping.KindContact, Domain: "irc.localhost", Network: "local", Name: "bob,#evil"},
+		{Kind: mapping.KindContact, Domain: "irc.localhost", Network: "local", Name: "bob #evil"},
+		{Kind: mapping.KindContact, Domain: "irc.localhost", Network: "local", Name: "bob\x07"},
+		{Kind: mapping.KindOccupant, Domain: "irc.localhost", Network: "local", Name: "#chan", Resource: "bob\r\nQUIT"},
+	} {
+		h.dispatch(alice, bridge.SendMessage{From: alice, To: bad, Type: bridge.Chat, ID: "bad", Body: "x"})
+		e := expectEv(h, func(e bridge.DeliveryError) bool { return e.ID == "bad" }, wait)
+		if e.Err.Condition != bridge.JIDMalformed {
+			t.Fatalf("%+v: error %+v", bad, e.Err)
+		}
+	}
+	for _, bad := range []mapping.Address{
+		{Kind: mapping.KindOccupant, Domain: "irc.localhost", Network: "local", Name: "#a,#b", Resource: "alice"},
+		{Kind: mapping.KindOccupant, Domain: "irc.localhost", Network: "local", Name: "#a b", Resource: "alice"},
+		{Kind: mapping.KindOccupant, Domain: "irc.localhost", Network: "local", Name: "#a\x00", Resource: "alice"},
+		{Kind: mapping.KindOccupant, Domain: "irc.localhost", Network: "local", Name: "#ok", Resource: "al ice"},
+		{Kind: mapping.KindOccupant, Domain: "irc.localhost", Network: "local", Name: "#ok", Resource: "al,ice"},
+	} {
+		h.dispatch(alice, bridge.JoinRoom{From: alice, Room: bad, MUC: true})
+		e := expectEv(h, func(e bridge.DeliveryError) bool { return e.Kind == "presence" && e.From == bad }, wait)
+		if e.Err.Condition != bridge.JIDMalformed {
+			t.Fatalf("%+v: error %+v", bad, e.Err)
+		}
+	}
+
+	// A 10,000-character paste arrives whole, cut at word boundaries.
+	var paste strings.Builder
+	for i := 0; paste.Len() < 10000; i++ {
+		paste.WriteString("word")
+		paste.WriteString(strings.Repeat("x", i%7))
+		paste.WriteString(" ")
+	}
+	text := paste.String()[:10000]
+	h.dispatch(alice, bridge.SendMessage{From: alice, To: room, Type: bridge.Groupchat, ID: "paste", Body: text})
+	var got strings.Builder
+	for got.Len() < len(text) {
+		m := bob.Expect(t, isPrivmsg("alice", "#chan", ""), wait)
+		got.WriteString(m.Params[1])
+	}
+	if got.String() != text {
+		t.Fatalf("paste arrived changed:\n got %q\nwant %q", got.String(), text)
+	}
+	if refl := expectEv(h, func(m bridge.Message) bool { return m.ID == "paste" }, wait); refl.Body != text {
+		t.Fatalf("paste reflected changed")
+	}
+
+	// Leaving the last room quits.
+	h.dispatch(alice, bridge.LeaveRoom{From: alice, Room: room.Occupant("alice")})
+	self := expectEv(h, func(e bridge.OccupantChanged) bool { return e.Self && e.Gone }, wait)
+	if !self.To.Equal(alice) {
+		t.Fatalf("self-presence = %+v", self)
+	}
+	bob.Expect(t, func(m *ircmsg.Message) bool { return m.Command == "PART" && m.Nick() == "alice" }, wait)
+	waitGone(t, bob, "alice")
+	deadline := time.Now().Add(wait)
+	for h.tr.Connections() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("connections = %d after leaving", h.tr.Connections())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitGone waits until nick is no longer on the server (ISON).
+func waitGone(t *testing.T, c *testbed.IRCClient, nick string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		c.Send("ISON " + nick)
+		m := c.Expect(t, func(m *ircmsg.Message) bool { return m.Command == "303" }, wait)
+		if strings.TrimSpace(m.Params[len(m.Params)-1]) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still on the server", nick)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,269 @@
+package irc
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/text/encoding"
+
+	"switchboard/bridge"
+	"switchboard/mapping"
+	"switchboard/store"
+)
+
+// dialConcurrency is how many connections to one server address may be
+// between dialing and registration at once. ngircd's listen backlog is
+// small (10): a burst of connects loses SYNs, so mass connects are paced.
+const dialConcurrency = 8
+
+// Transport is the IRC transport. It implements bridge.Transport.
+type Transport struct {
+	cfg     Config
+	codec   *mapping.IRCCodec
+	st      store.Store
+	metrics *bridge.Metrics
+	log     *slog.Logger
+
+	networks map[string]*netInfo // configured networks, by lowercased name
+
+	conns atomic.Int64 // open IRC connections over all users
+
+	slotsMu sync.Mutex
+	slots   map[string]chan struct{} // pacing per server address
+
+	archive *archiver
+
+	msgsIn, msgsOut prometheus.Counter
+	connGauge       prometheus.Gauge
+}
+
+// netInfo is what the transport knows about reaching one network before a
+// user's own settings apply.
+type netInfo struct {
+	name        string // canonical spelling (Address.Network)
+	cfg         *NetworkConfig
+	host        string
+	port        int
+	tls         bool
+	verify      bool
+	fingerprint []byte
+	charset     encoding.Encoding
+	limits      limits
+	bind        string
+	open        bool // a server of an open gateway, not configured
+}
+
+var _ bridge.Transport = (*Transport)(nil)
+
+// New builds the IRC transport from its configuration section (defaults
+// are filled in and the configuration validated here too). metrics may be
+// nil.
+func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) (*Transport, error) {
+	cfg.SetDefaults()
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("the [irc] configuration is invalid: %w", errs[0])
+	}
+	codec, err := mapping.NewIRCCodec(cfg.Domain, cfg.codecNetworks(), cfg.Open)
+	if err != nil {
+		return nil, fmt.Errorf("the [irc] configuration is invalid: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if metrics == nil {
+		metrics = bridge.NewMetrics(nil)
+	}
+	t := &Transport{
+		cfg:       cfg,
+		codec:     codec,
+		st:        st,
+		metrics:   metrics,
+		log:       log.With("transport", "irc"),
+		networks:  make(map[string]*netInfo),
+		slots:     make(map[string]chan struct{}),
+		msgsIn:    metrics.Messages.WithLabelValues("irc", "to-xmpp"),
+		msgsOut:   metrics.Messages.WithLabelValues("irc", "to-remote"),
+		connGauge: metrics.Connections.WithLabelValues("irc"),
+	}
+	t.archive = newArchiver(st, t.log)
+	for i := range t.cfg.Networks {
+		nc := &t.cfg.Networks[i]
+		host, portStr, _ := net.SplitHostPort(nc.Address)
+		port, _ := strconv.Atoi(portStr)
+		cs, _ := lookupCharset(nc.Charset)
+		fp, _ := parseFingerprint(nc.Fingerprint)
+		if nc.Fingerprint == "" {
+			fp = nil
+		}
+		bind := nc.BindAddress
+		if bind == "" {
+			bind = cfg.BindAddress
+		}
+		t.networks[strings.ToLower(nc.Name)] = &netInfo{
+			name: nc.Name, cfg: nc, host: host, port: port, tls: nc.TLS, verify: *nc.TLSVerify,
+			fingerprint: fp, charset: cs, limits: cfg.netLimits(nc), bind: bind,
+		}
+	}
+	return t, nil
+}
+
+// Name returns "irc".
+func (t *Transport) Name() string { return "irc" }
+
+// Codec returns the IRC codec of the component domain.
+func (t *Transport) Codec() mapping.Codec { return t.codec }
+
+// Identity is the XEP-0030 identity of the gateway domain.
+func (t *Transport) Identity() (category, typ, name string) {
+	return "gateway", "irc", "IRC gateway"
+}
+
+// RegistrationRequired is false: users may join with defaults (the nick
+// they ask for, the JID's local part as username).
+func (t *Transport) RegistrationRequired() bool { return false }
+
+// Config returns the effective configuration (defaults filled in).
+func (t *Transport) Config() Config { return t.cfg }
+
+// NewSession starts a user's IRC state; called on the user's goroutine.
+func (t *Transport) NewSession(u *bridge.User) bridge.Session {
+	return newSession(t, u)
+}
+
+// Run writes the room archive in batches and prunes it daily until ctx is
+// done.
+func (t *Transport) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t.archive.run(ctx)
+	}()
+	t.pruneLoop(ctx)
+	wg.Wait()
+	return nil
+}
+
+// pruneLoop deletes archive entries older than the longest history_days,
+// once at start and then daily. Networks with a shorter retention are
+// pruned on query (entries older than their retention are not served).
+func (t *Transport) pruneLoop(ctx context.Context) {
+	days := *t.cfg.HistoryDays
+	for _, n := range t.networks {
+		days = max(days, n.limits.historyDays)
+	}
+	if days == 0 {
+		days = 1 // nothing should be kept: prune what an earlier config left
+	}
+	tick := time.NewTicker(24 * time.Hour)
+	defer tick.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		n, err := t.st.PruneArchive(pctx, "irc", time.Now().AddDate(0, 0, -days))
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil:
+			t.log.Warn("pruning the IRC room archive failed", "err", err)
+		case n > 0:
+			t.log.Info("pruned the IRC room archive", "entries", n, "older_than_days", days)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// networkInfo resolves the network of an Address (its canonical spelling)
+// to how it is reached, applying the user's settings for servers of an
+// open gateway.
+func (t *Transport) networkInfo(name string, set settings) (*netInfo, error) {
+	if ni := t.networks[strings.ToLower(name)]; ni != nil {
+		return ni, nil
+	}
+	host, ok := t.codec.Host(name)
+	if !ok || !t.cfg.Open {
+		return nil, bridge.Errorf(bridge.ItemNotFound, "There is no IRC network %q on this gateway.", name)
+	}
+	key := strings.ToLower(name)
+	ni := &netInfo{
+		name: name, host: host, port: t.cfg.OpenPort, tls: *t.cfg.OpenTLS, verify: true,
+		charset: mustCharset(DefaultCharset), limits: t.cfg.netLimits(nil), bind: t.cfg.BindAddress, open: true,
+	}
+	if p, err := strconv.Atoi(set.net(key, keyPort)); err == nil && p > 0 && p < 65536 {
+		ni.port = p
+	}
+	if v := set.net(key, keyTLS); v != "" {
+		ni.tls = v == "1" || v == "true"
+	}
+	if v := set.net(key, keyTLSVerify); v != "" {
+		ni.verify = !(v == "0" || v == "false")
+	}
+	if v := set.net(key, keyFingerprint); v != "" {
+		if fp, err := parseFingerprint(v); err == nil {
+			ni.fingerprint = fp
+		}
+	}
+	return ni, nil
+}
+
+// dialSpec builds how a connection reaches ni.
+func (t *Transport) dialSpec(ni *netInfo, cert *tls.Certificate) dialSpec {
+	addr := net.JoinHostPort(ni.host, strconv.Itoa(ni.port))
+	spec := dialSpec{addr: addr, bind: ni.bind, noPrivate: ni.open && !t.cfg.OpenAllowPrivate}
+	if ni.tls {
+		spec.tls = tlsConfig(ni.host, ni.verify, ni.fingerprint, cert)
+	}
+	t.slotsMu.Lock()
+	s := t.slots[addr]
+	if s == nil {
+		s = make(chan struct{}, dialConcurrency)
+		t.slots[addr] = s
+	}
+	t.slotsMu.Unlock()
+	spec.slots = s
+	return spec
+}
+
+// takeConnection counts a new IRC connection against max_connections; it
+// reports false when the gateway is full.
+func (t *Transport) takeConnection() bool {
+	for {
+		cur := t.conns.Load()
+		if t.cfg.MaxConnections > 0 && cur >= int64(t.cfg.MaxConnections) {
+			return false
+		}
+		if t.conns.CompareAndSwap(cur, cur+1) {
+			t.connGauge.Inc()
+			return true
+		}
+	}
+}
+
+// releaseConnection undoes takeConnection.
+func (t *Transport) releaseConnection() {
+	t.conns.Add(-1)
+	t.connGauge.Dec()
+}
+
+// Connections returns the number of IRC connections open (or being opened)
+// over all users.
+func (t *Transport) Connections() int { return int(t.conns.Load()) }
+
+func mustCharset(name string) encoding.Encoding {
+	e, err := lookupCharset(name)
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
