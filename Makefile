@@ -61,8 +61,11 @@ fuzz:
 		done; \
 	done
 
+# Built rather than `go run`, so that Ctrl-C reaches the demo directly and
+# it exits 0 after stopping everything it started.
 demo: deps build
-	$(GO) run ./tests/demo -bin bin/switchboard
+	$(GO) build -o bin/switchboard-demo ./tests/demo
+	bin/switchboard-demo -bin bin/switchboard
 
 bench:
 	$(GO) test -run '^$$' -bench . $(PKGS)

@@ -105,7 +105,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			Transport:    t.Name(),
 			QueueSize:    cfg.XMPP.QueueSize,
 			PingInterval: cfg.XMPP.PingInterval.Duration,
-		}, gw, t.Codec(), log.With("domain", cfg.IRC.Domain))
+		}, gw, t.Codec(), log)
 		gw.AddTransport(t, link)
 		links = append(links, link)
 		afterStart = append(afterStart, func(ctx context.Context) error { return t.RestoreBouncers(ctx, gw) })
