@@ -468,10 +468,18 @@ func (l *Link) renderRoomJoined(o *out, e *bridge.RoomJoined) error {
 			l.log.Warn("a history message of a room could not be rendered", "room", roomStr, "err", err)
 		}
 	}
+	// The subject comes from the occupant who set it when known (XEP-0045
+	// §7.2.15), from the room otherwise; an empty subject from the room.
+	subjectFrom := roomStr
+	if e.Subject != "" && e.SubjectBy != "" {
+		if f, _, err := l.jidString(e.Room.Room().Occupant(e.SubjectBy)); err == nil {
+			subjectFrom = f
+		}
+	}
 	b := o.b
 	b = append(b, "<message type='groupchat'"...)
 	b = attr(b, "id", l.newID())
-	b = attr(b, "from", roomStr)
+	b = attr(b, "from", subjectFrom)
 	b = attr(b, "to", to)
 	b = append(b, '>')
 	if e.Subject == "" {
