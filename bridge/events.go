@@ -107,6 +107,8 @@ type JoinRoom struct {
 	MUC    bool
 	Show   string
 	Status string
+	// ID is the presence stanza's id, echoed on errors.
+	ID string
 }
 
 // LeaveRoom is unavailable presence to a room.
@@ -114,6 +116,8 @@ type LeaveRoom struct {
 	From   jid.JID
 	Room   mapping.Address
 	Status string
+	// ID is the presence stanza's id, echoed on errors.
+	ID string
 }
 
 // UserPresence is presence from the user to a contact, a server or the
@@ -253,8 +257,10 @@ type DeliveryError struct {
 }
 
 // IQResult answers a user IQ that a transport handled asynchronously (a room
-// list, an archive query, a muc#admin action). Exactly one of Payload or Err
-// is set; Payload is rendered by the component according to its type.
+// list, an archive query, a muc#admin action). Err set gives an IQ error;
+// otherwise Payload is rendered by the component according to its type,
+// and a nil Payload (with a nil Err) is an empty result: success without
+// content, which is how a muc#admin action is confirmed.
 type IQResult struct {
 	To      jid.JID
 	From    mapping.Address

@@ -342,7 +342,7 @@ func TestPresence(t *testing.T) {
 		t.Fatalf("join: %#v", ev)
 	}
 	since := time.Date(2024, 4, 30, 10, 0, 0, 0, time.UTC)
-	if !join.MUC || join.Password != "k3y" || join.Show != "dnd" || join.Room.Kind != mapping.KindOccupant || join.Room.Resource != "alice" ||
+	if !join.MUC || join.ID != "j" || join.Password != "k3y" || join.Show != "dnd" || join.Room.Kind != mapping.KindOccupant || join.Room.Resource != "alice" ||
 		join.History == nil || *join.History.MaxChars != 0 || *join.History.MaxStanzas != 20 || *join.History.Seconds != 3600 || !join.History.Since.Equal(since) {
 		t.Errorf("join: %+v history %+v", join, join.History)
 	}
@@ -352,8 +352,8 @@ func TestPresence(t *testing.T) {
 		t.Errorf("presence update: %#v", j)
 	}
 	// Leave.
-	h.in(`<presence type='unavailable' from='` + user + `' to='#chan%libera@irc.localhost/alice'><status>bye</status></presence>`)
-	if l, ok := h.event().(bridge.LeaveRoom); !ok || l.Room.Kind != mapping.KindRoom || l.Room.Name != "#chan" || l.Status != "bye" {
+	h.in(`<presence type='unavailable' id='l' from='` + user + `' to='#chan%libera@irc.localhost/alice'><status>bye</status></presence>`)
+	if l, ok := h.event().(bridge.LeaveRoom); !ok || l.ID != "l" || l.Room.Kind != mapping.KindRoom || l.Room.Name != "#chan" || l.Status != "bye" {
 		t.Errorf("leave: %#v", l)
 	}
 	// A join without a nick.

@@ -26,7 +26,7 @@ func (l *Link) handlePresence(s *stanza) {
 		case bridge.Available:
 			l.join(s, show, status)
 		case bridge.Unavailable:
-			l.dispatch(s, bridge.LeaveRoom{From: s.from, Room: s.addr.Room(), Status: status})
+			l.dispatch(s, bridge.LeaveRoom{From: s.from, Room: s.addr.Room(), Status: status, ID: s.id})
 		default:
 			l.log.Debug("ignoring presence to an occupant", "type", s.typ, "from", s.fromRaw, "to", s.toRaw)
 		}
@@ -35,7 +35,7 @@ func (l *Link) handlePresence(s *stanza) {
 		case bridge.Available:
 			l.replyErr(s, bridge.Errorf(bridge.JIDMalformed, "Add a nickname to the room address to join it (room@domain/nick)."), "")
 		case bridge.Unavailable:
-			l.dispatch(s, bridge.LeaveRoom{From: s.from, Room: s.addr, Status: status})
+			l.dispatch(s, bridge.LeaveRoom{From: s.from, Room: s.addr, Status: status, ID: s.id})
 		default:
 			l.log.Debug("ignoring presence to a room", "type", s.typ, "from", s.fromRaw, "to", s.toRaw)
 		}
@@ -50,7 +50,7 @@ func (l *Link) handlePresence(s *stanza) {
 
 // join parses a MUC join (XEP-0045 §7.2) or an in-room presence update.
 func (l *Link) join(s *stanza, show, status string) {
-	ev := bridge.JoinRoom{From: s.from, Room: s.addr, Show: show, Status: status}
+	ev := bridge.JoinRoom{From: s.from, Room: s.addr, Show: show, Status: status, ID: s.id}
 	if x := s.t.child(s.n, nsMUC, "x"); x != nil {
 		ev.MUC = true
 		ev.Password, _ = s.t.childText(x, nsMUC, "password")

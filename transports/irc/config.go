@@ -76,6 +76,12 @@ type Config struct {
 	BindAddress string `toml:"bind_address"`
 	// Realname is the default realname (gecos) of users who set none.
 	Realname string `toml:"realname"`
+	// IdentdListen is the address ("0.0.0.0:113", "[::]:113") of an
+	// identd (RFC 1413) that answers IRC servers' ident queries about the
+	// gateway's connections with a per-user hash; empty (the default)
+	// runs none. Servers ask on port 113 of the address the connection
+	// came from, so that is the port to listen on (or to forward).
+	IdentdListen string `toml:"identd_listen"`
 
 	// Networks are the IRC networks users may reach by name.
 	Networks []NetworkConfig `toml:"network"`
@@ -188,6 +194,11 @@ func (c *Config) Validate() []error {
 	if !safeParam(c.Realname) {
 		bad("realname", "contains a line break or NUL")
 	}
+	if c.IdentdListen != "" {
+		if p := listenAddrProblem(c.IdentdListen); p != "" {
+			bad("identd_listen", "%q is not an address to listen on: %s (for example \"0.0.0.0:113\")", c.IdentdListen, p)
+		}
+	}
 	seen := map[string]int{}
 	for i, n := range c.Networks {
 		key := fmt.Sprintf("network[%d]", i)
@@ -252,6 +263,24 @@ func checkLimits(bad func(key, format string, args ...any), prefix string, rate 
 	if historyDays != nil && *historyDays < 0 {
 		bad(prefix+"history_days", "%d is negative (0 keeps no history)", *historyDays)
 	}
+}
+
+// listenAddrProblem says what is wrong with "ip:port" (the IP may be left
+// out: all addresses), or "".
+func listenAddrProblem(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return "it is not ip:port"
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return fmt.Sprintf("%q is not an IP address", host)
+		}
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Sprintf("%q is not a port from 1 to 65535", port)
+	}
+	return ""
 }
 
 // networkNameProblem mirrors mapping's rule for network aliases.

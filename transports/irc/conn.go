@@ -79,6 +79,10 @@ type dialSpec struct {
 	// slot paces connects: a conn holds one from dialing until the
 	// server registered it (or the attempt failed).
 	slots chan struct{}
+	// idents, when the identd runs, records the connection (by its local
+	// and remote port) with ident, the user's answer to ident queries.
+	idents *identTable
+	ident  string
 }
 
 // Events a conn posts to the user's goroutine.
@@ -119,6 +123,11 @@ type conn struct {
 
 	quitWritten atomic.Bool // the writer wrote QUIT
 
+	// identLocal and identRemote are the ends recorded in spec.idents
+	// (valid when identRecorded; used by the reader goroutine only).
+	identLocal, identRemote netip.AddrPort
+	identRecorded           bool
+
 	wake    chan struct{} // cap 1: something was queued
 	flushed chan struct{} // closed when the writer has written QUIT
 	done    chan struct{} // closed when both goroutines ended
@@ -149,6 +158,7 @@ func (c *conn) start() {
 // run is the reader goroutine; it also dials and starts the writer.
 func (c *conn) run() {
 	defer close(c.done)
+	defer c.forgetIdent()
 	nc, err := c.dial()
 	if err != nil {
 		c.releaseSlot()
@@ -198,6 +208,7 @@ func (c *conn) dial() (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", c.spec.addr, err)
 	}
+	c.recordIdent(nc)
 	if c.spec.tls == nil {
 		return nc, nil
 	}
@@ -209,6 +220,29 @@ func (c *conn) dial() (net.Conn, error) {
 		return nil, fmt.Errorf("TLS with %s: %w", c.spec.addr, err)
 	}
 	return tc, nil
+}
+
+// recordIdent tells the identd about the connection, as early as possible:
+// servers ask right after accepting it.
+func (c *conn) recordIdent(nc net.Conn) {
+	if c.spec.idents == nil {
+		return
+	}
+	local, ok1 := tcpAddrPort(nc.LocalAddr())
+	remote, ok2 := tcpAddrPort(nc.RemoteAddr())
+	if !ok1 || !ok2 {
+		return
+	}
+	c.identLocal, c.identRemote, c.identRecorded = local, remote, true
+	c.spec.idents.add(local, remote, c.spec.ident, c)
+}
+
+// forgetIdent undoes recordIdent when the connection ends.
+func (c *conn) forgetIdent() {
+	if c.identRecorded {
+		c.identRecorded = false
+		c.spec.idents.remove(c.identLocal, c.identRemote, c)
+	}
 }
 
 // refusePrivate is a net.Dialer Control that refuses addresses an open

@@ -24,6 +24,16 @@
 // their id. After two hours it gives up. Gateway shutdown sends QUIT and an
 // unavailable self-presence with status 332.
 //
+// A user who lands on another nick than the one they want (nick_ after a
+// collision, typically with their own ghost after a reconnect) asks for
+// the wanted nick again every minute, and at once when its holder is seen
+// quitting or changing nick; the rooms then see the change (status 303).
+// Refusals of these attempts are not shown; a nick the server finds
+// erroneous (432) is given up.
+//
+// Errors answering a join or a nick change carry the id of the presence
+// that asked (bridge.JoinRoom.ID).
+//
 // Leaving the last room quits, unless bouncer mode keeps the connection
 // (per user, per network, or per channel with the room's configure
 // command); a connection opened for private messages or a room list stays
@@ -48,6 +58,10 @@
 // Channel membership modes map to MUC roles and affiliations as Biboumi
 // maps them: ~ (q) and & (a) owner/moderator, @ (o) admin/moderator,
 // % (h) member/moderator, + (v) member/participant, none participant/none.
+// In a moderated channel (+m) members without voice are visitors
+// (none/visitor): the gateway asks for the channel modes after the JOIN
+// and completes the join with the answer, and MODE +m/-m changes the role
+// of every occupant without voice, the user included.
 // Moderation from XMPP goes the other way: role none is KICK, affiliation
 // outcast is a ban and a KICK, admin is +o, owner +q, member +v, none
 // removes every prefix mode, role moderator +o, participant -o/-h (or +v),
@@ -63,6 +77,22 @@
 // (XEP-0461), multi-prefix, userhost-in-names, away-notify (Occupant.Show
 // "away"), account-notify, extended-join, chghost, batch, invite-notify and
 // SASL PLAIN or EXTERNAL (client certificate).
+//
+// # identd
+//
+// With identd_listen set ("0.0.0.0:113"; off by default), Transport.Run
+// serves RFC 1413 ident queries (identd.go) for the IRC connections the
+// gateway has open, matched by the gateway's local port and the server's
+// port, and only for the host the connection goes to. The answer is a
+// per-user hash, the first 10 characters of base32(HMAC-SHA256(key, bare
+// JID)) in lower case, with the key derived from the component secret
+// (changing the secret changes every ident). It is the hash even when the
+// user set a username, as with Biboumi: a network uses the ident to tell
+// the gateway's users apart and to ban one of them, which a name the user
+// picks would defeat. The username still goes in USER, which servers that
+// get no ident answer show with "~". Other connections get NO-USER, bad
+// ports INVALID-PORT; at most 64 queries are served at once, each has 10
+// seconds and one line of at most 1000 bytes.
 //
 // # Stanza-ids and the archive
 //

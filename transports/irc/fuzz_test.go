@@ -47,7 +47,7 @@ func FuzzSendText(f *testing.F) {
 	f.Add("", false, "bob\r\nQUIT")
 	s, n, u := newTestNetwork(f, func(c *Config) { c.MaxLines = ptr(100000) })
 	s.join(bridge.JoinRoom{From: phone, Room: roomAddr("#chan").Occupant("alice"), MUC: true})
-	feed(f, n, ":alice!al@h JOIN #chan", ":irc.test 353 alice = #chan :alice @bob", ":irc.test 366 alice #chan :End")
+	feed(f, n, ":alice!al@h JOIN #chan", ":irc.test 353 alice = #chan :alice @bob", ":irc.test 366 alice #chan :End", ":irc.test 324 alice #chan +nt")
 	sent(n)
 	u.drop = true
 	f.Fuzz(func(t *testing.T, body string, action bool, nick string) {
@@ -112,7 +112,7 @@ func FuzzIRCLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		s, n, u := newTestNetwork(t, nil)
 		s.join(bridge.JoinRoom{From: phone, Room: roomAddr("#chan").Occupant("alice"), MUC: true})
-		feed(t, n, ":alice!al@h JOIN #chan", ":irc.test 353 alice = #chan :alice @bob", ":irc.test 366 alice #chan :End")
+		feed(t, n, ":alice!al@h JOIN #chan", ":irc.test 353 alice = #chan :alice @bob", ":irc.test 366 alice #chan :End", ":irc.test 324 alice #chan +nt")
 		sent(n)
 		u.events = nil
 		c := n.c

@@ -103,7 +103,7 @@ func (n *network) handle(m *ircmsg.Message) {
 		}
 	case "396": // RPL_VISIBLEHOST / RPL_HOSTHIDDEN
 		n.host = strings.Clone(param(m, 1))
-	case "432", "433", "436", "437":
+	case "432", "433", "436", "437", "438":
 		n.onNickError(m)
 	case "JOIN":
 		n.onJoin(m)
@@ -143,6 +143,8 @@ func (n *network) handle(m *ircmsg.Message) {
 		n.onNames(m)
 	case "366":
 		n.onEndOfNames(m)
+	case "324":
+		n.onChannelModes(m)
 	case "331":
 		if r := n.rooms[n.fold(param(m, 1))]; r != nil {
 			r.topic, r.topicBy, r.topicAt = "", "", time.Time{}
@@ -392,15 +394,22 @@ func (n *network) onNickError(m *ircmsg.Message) {
 		return
 	}
 	text := last(m)
+	if n.onReclaimError(m) {
+		return
+	}
 	if req := n.nickReq; req != nil {
 		n.nickReq = nil
 		cond := bridge.Conflict
 		sentence := fmt.Sprintf("The nick %s is already in use on %s.", req.nick, n.name)
-		if m.Command == "432" {
+		switch m.Command {
+		case "432":
 			cond = bridge.NotAcceptable
 			sentence = fmt.Sprintf("%s does not accept the nick %s: %s", n.name, req.nick, text)
+		case "438":
+			cond = bridge.ResourceConstraint
+			sentence = fmt.Sprintf("%s refused the nick change for now: %s", n.name, text)
 		}
-		n.s.emit(bridge.DeliveryError{To: req.from, From: req.room.Occupant(req.nick), Kind: "presence", Err: bridge.Errorf(cond, "%s", sentence)})
+		n.s.emit(bridge.DeliveryError{To: req.from, From: req.room.Occupant(req.nick), Kind: "presence", ID: req.id, Err: bridge.Errorf(cond, "%s", sentence)})
 		return
 	}
 	n.serverNotice(strings.Join(m.Params[min(1, len(m.Params)):], " "))
@@ -471,6 +480,10 @@ func (n *network) onNick(m *ircmsg.Message) {
 		n.nick = nu
 		n.wantNick = nu // a reconnection asks for the nick in use
 		n.nickReq = nil
+		n.reclaimTry = ""
+		n.scheduleReclaim()
+	} else if n.is.cm.Equal(old, n.wantNick) {
+		n.reclaimNick(true) // the holder of the wanted nick moved away from it
 	}
 	if via, ok2 := n.pmVia[ok]; ok2 {
 		delete(n.pmVia, ok)
@@ -502,6 +515,15 @@ func (n *network) onJoin(m *ircmsg.Message) {
 		r.names = nil
 		if r.state != rsRejoining {
 			r.state = rsJoining
+		}
+		// Ask for the channel modes (+m turns members without voice
+		// into visitors); the join completes with the answer.
+		// (prevMembers survives a join that a lost connection cut short:
+		// it still is what the room's resources know.)
+		r.modesPending, r.namesDone = true, false
+		r.modesAsked = time.Now()
+		if err := n.send(ircmsg.MakeMessage(nil, "", "MODE", r.name)); err != nil {
+			r.modesPending = false
 		}
 		return
 	}
@@ -615,6 +637,9 @@ func (n *network) onQuit(m *ircmsg.Message) {
 	if n.isMe(nick) {
 		return
 	}
+	if n.is.cm.Equal(nick, n.wantNick) {
+		defer n.reclaimNick(true) // the holder of the wanted nick is gone
+	}
 	reason := toXMPPText(param(m, 0))
 	k := n.fold(nick)
 	for _, r := range n.rooms {
@@ -640,6 +665,7 @@ func (n *network) onMode(m *ircmsg.Message) {
 	actor := sourceNick(m)
 	changes := n.is.parseModes(m.Params[1], m.Params[2:])
 	var touched []*member
+	moderated := r.moderated
 	for _, ch := range changes {
 		switch {
 		case n.is.isPrefixMode(ch.mode):
@@ -653,6 +679,8 @@ func (n *network) onMode(m *ircmsg.Message) {
 				mem.modes = removeMode(mem.modes, ch.mode)
 			}
 			touched = append(touched, mem)
+		case ch.mode == 'm':
+			moderated = ch.adding
 		case ch.mode == 'b' && ch.adding && ch.param != "":
 			r.bans = append(r.bans, banRecord{mask: strings.Clone(ch.param), by: strings.Clone(actor), at: time.Now()})
 			if len(r.bans) > 8 {
@@ -660,6 +688,8 @@ func (n *network) onMode(m *ircmsg.Message) {
 			}
 		}
 	}
+	flipped := moderated != r.moderated
+	r.moderated = moderated
 	seen := map[*member]bool{}
 	for _, mem := range touched {
 		if seen[mem] {
@@ -667,6 +697,9 @@ func (n *network) onMode(m *ircmsg.Message) {
 		}
 		seen[mem] = true
 		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick), Self: n.isMe(mem.nick), Actor: actor})
+	}
+	if flipped {
+		n.emitRoleFlip(r, actor, seen)
 	}
 	if n.isMe(actor) {
 		if a := n.takeAdmin(func(a *adminReq) bool { return a.kind == "mode" && a.room == r }); a != nil {
@@ -751,6 +784,29 @@ func (n *network) onEndOfNames(m *ircmsg.Message) {
 		}
 	}
 	r.members = fresh
+	if r.modesPending {
+		// The join completes when the channel modes are known (324), so
+		// that the roles it announces hold (+m makes visitors).
+		if !r.namesDone && r.prevMembers == nil {
+			r.prevMembers = old
+		}
+		r.namesDone = true
+		if n.modesT == nil {
+			n.setTimer(&n.modesT, modesTimeout, tModes)
+		}
+		return
+	}
+	n.completeJoin(r, old, false)
+}
+
+// completeJoin finishes a join (or a rejoin, or a NAMES the user asked
+// for) once the member list is complete: the room's resources learn what
+// changed and the waiting ones get the full join.
+// flipped says that +m changed meanwhile, so that every member without
+// voice changed role.
+func (n *network) completeJoin(r *room, old map[string]*member, flipped bool) {
+	fresh := r.members
+	r.namesDone, r.prevMembers = false, nil
 	switch r.state {
 	case rsJoining:
 		r.state = rsJoined
@@ -758,7 +814,7 @@ func (n *network) onEndOfNames(m *ircmsg.Message) {
 	case rsRejoining, rsJoined:
 		wasRejoin := r.state == rsRejoining
 		r.state = rsJoined
-		n.diffMembers(r, old, fresh)
+		n.diffMembers(r, old, fresh, flipped)
 		if wasRejoin && len(r.resources) > 0 {
 			self := n.occupant(r, n.nick)
 			if r.selfNick != "" && r.selfNick != n.nick {
@@ -784,6 +840,17 @@ func (n *network) onEndOfNames(m *ircmsg.Message) {
 		}
 	}
 	r.created = false
+	held := r.held
+	r.held = nil
+	for _, h := range held {
+		for _, to := range r.resources {
+			h.msg.To = to
+			n.s.emit(h.msg)
+		}
+		if h.archive {
+			n.archive(r, h.msg.StanzaID, h.nick, false, h.msg.Body, h.msg.Action, h.msgid, "", h.msg.Time)
+		}
+	}
 }
 
 // hasResource reports whether a resource already is in the room.
@@ -797,8 +864,9 @@ func (r *room) hasResource(j jid.JID) bool {
 }
 
 // diffMembers tells the room's resources what changed between two member
-// lists (after a rejoin, or a NAMES the user asked for).
-func (n *network) diffMembers(r *room, old, fresh map[string]*member) {
+// lists (after a rejoin, or a NAMES the user asked for); flipped says that
+// the room became moderated or unmoderated meanwhile.
+func (n *network) diffMembers(r *room, old, fresh map[string]*member, flipped bool) {
 	selfKey := n.fold(n.nick)
 	keys := make([]string, 0, len(old))
 	for k := range old {
@@ -822,7 +890,7 @@ func (n *network) diffMembers(r *room, old, fresh map[string]*member) {
 		if k == selfKey {
 			continue
 		}
-		if o := old[k]; o != nil && o.modes == fresh[k].modes {
+		if o := old[k]; o != nil && o.modes == fresh[k].modes && !(flipped && o.modes == "") {
 			continue
 		}
 		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, fresh[k].nick)})
@@ -861,7 +929,7 @@ func (n *network) onJoinError(m *ircmsg.Message) {
 		err = bridge.Errorf(bridge.RegistrationRequired, "You cannot join %s: %s", r.name, text)
 	}
 	for _, w := range r.waiting {
-		n.s.emit(bridge.DeliveryError{To: w.jid, From: r.addr.Occupant(w.nick), Kind: "presence", Err: err})
+		n.s.emit(bridge.DeliveryError{To: w.jid, From: r.addr.Occupant(w.nick), Kind: "presence", ID: w.id, Err: err})
 	}
 	self := n.occupant(r, n.nick)
 	self.Role, self.Show, self.Status = "none", "", err.Text
@@ -907,9 +975,9 @@ func (n *network) onSendError(m *ircmsg.Message) {
 		n.s.emit(bridge.DeliveryError{To: n.s.anyJID(r), From: r.addr, Kind: "message", ID: r.lastID, Err: bridge.Errorf(cond, "%s", sentence)})
 		return
 	}
-	if id, ok := n.lastPM[k]; ok {
+	if pm, ok := n.lastPM[k]; ok {
 		delete(n.lastPM, k)
-		n.s.emit(bridge.DeliveryError{To: n.s.u.JID().Bare(), From: n.contact(target), Kind: "message", ID: id, Err: bridge.Errorf(cond, "%s", sentence)})
+		n.s.emit(bridge.DeliveryError{To: pm.from, From: pm.to, Kind: "message", ID: pm.id, Err: bridge.Errorf(cond, "%s", sentence)})
 		return
 	}
 	n.serverNotice(strings.Join(m.Params[min(1, len(m.Params)):], " "))
@@ -1014,6 +1082,18 @@ func (n *network) roomMessage(r *room, from, text string, action, notice bool, m
 	sid := n.s.stanzaID(msgid, archived)
 	out := bridge.Message{From: r.addr.Occupant(from), Type: bridge.Groupchat, StanzaID: sid, Body: body,
 		Action: action, Notice: notice, Time: when, Reply: n.replyOf(m)}
+	if r.state != rsJoined && len(r.waiting) > 0 && len(r.held) < maxHeld {
+		// The join is not complete (NAMES or the channel modes are still
+		// coming): keep the line for the joining resources, after their
+		// history. It is archived then, so that the history cannot hold
+		// it too.
+		if when.IsZero() {
+			out.Time = time.Now()
+		}
+		r.held = append(r.held, heldMsg{msg: out, nick: from, msgid: msgid, archive: archived && !notice})
+		n.s.t.msgsIn.Inc()
+		return
+	}
 	for _, to := range r.resources {
 		out.To = to
 		n.s.emit(out)

@@ -32,11 +32,16 @@ type network struct {
 	gen   int // connection attempts, to ignore stale timers
 
 	nick      string // our nick as the server knows it ("" before 001)
-	wantNick  string // the nick registration asks for
+	wantNick  string // the nick registration asks for, and the one taken back
 	nickTries int
 	user      string // our ident and host as others see them (for line lengths)
 	host      string
 	is        isupport
+
+	// reclaimTry is the nick a NICK sent to take wantNick back asked for
+	// ("" when none is waiting for an answer); lastReclaim when it was sent.
+	reclaimTry  string
+	lastReclaim time.Time
 
 	capLS      map[string]string
 	caps       map[string]bool
@@ -50,7 +55,7 @@ type network struct {
 	echoes     []*pendingEcho          // own messages waiting for their echo
 	labels     map[string]*pendingEcho // by label (labeled-response)
 	labelSeq   int
-	lastPM     map[string]string          // folded nick → id of the last private message sent
+	lastPM     map[string]sentPM          // folded nick → the last private message sent
 	pmVia      map[string]mapping.Address // folded nick → occupant JID the user wrote to
 	nickReq    *nickRequest
 	admin      []*adminReq
@@ -71,13 +76,22 @@ type network struct {
 	lastActivity time.Time // private messages, room lists
 	away         string    // the away message set on IRC ("" when present)
 
-	reconnectT, regT, idleT, adminT, listT *timerRef
+	reconnectT, regT, idleT, adminT, listT, reclaimT, modesT *timerRef
 }
 
 // timerRef is a timer with the generation it belongs to.
 type timerRef struct {
 	t   *time.Timer
 	gen int
+}
+
+// sentPM is the last private message sent to a nick, so that a server
+// refusal (401 no such nick) reaches the resource that sent it, from the
+// address it wrote to (an error to a bare JID is dropped by the server).
+type sentPM struct {
+	id   string
+	from jid.JID
+	to   mapping.Address
 }
 
 // room is one channel the user is in (or joining).
@@ -99,6 +113,32 @@ type room struct {
 	bans      []banRecord
 	lastID    string // id of the last message the user sent (for errors without labels)
 	selfNick  string // the nick the room's XMPP resources know the user by
+
+	// moderated is channel mode +m: members without voice are visitors.
+	moderated bool
+	// modesPending: the channel modes were asked for (MODE #chan) after
+	// the JOIN, and the join completes with the answer (324); namesDone:
+	// NAMES is complete meanwhile, prevMembers being the member list the
+	// room's resources knew before it.
+	modesPending bool
+	namesDone    bool
+	modesAsked   time.Time
+	prevMembers  map[string]*member
+	// held are channel messages that came while the join was not complete
+	// (after NAMES, before the modes: a server's history replay), for the
+	// joining resources.
+	held []heldMsg
+}
+
+// maxHeld bounds the messages held for a join that is not complete.
+const maxHeld = 200
+
+// heldMsg is a channel message held until the join completes.
+type heldMsg struct {
+	msg     bridge.Message
+	nick    string
+	msgid   string
+	archive bool
 }
 
 // Room states.
@@ -112,6 +152,7 @@ const (
 type waiter struct {
 	jid     jid.JID
 	nick    string // the nick it asked for
+	id      string // of the join presence, echoed on an error ("" for rejoins)
 	history *bridge.HistoryRequest
 	fresh   bool // a join by the user (history is sent), not a rejoin
 }
@@ -159,6 +200,7 @@ type nickRequest struct {
 	nick string
 	from jid.JID
 	room mapping.Address
+	id   string // of the presence, echoed on an error
 }
 
 // adminReq is a moderation request (or topic change) waiting for the
@@ -256,7 +298,9 @@ func (n *network) connect() {
 	n.nick = ""
 	n.nickTries = 0
 	n.motdSeen = false
-	c := newConn(s.t.dialSpec(ni, cert), s.u, s.log.With("network", n.name), ni.charset, ni.limits.rate, ni.limits.burst)
+	spec := s.t.dialSpec(ni, cert)
+	spec.ident = s.ident
+	c := newConn(spec, s.u, s.log.With("network", n.name), ni.charset, ni.limits.rate, ni.limits.burst)
 	n.c = c
 	c.start()
 	n.setTimer(&n.regT, registrationTimeout, tRegistration)
@@ -339,6 +383,8 @@ func (n *network) onRegistered(nick string) {
 		n.startList()
 	}
 	n.scheduleIdle()
+	n.reclaimTry = ""
+	n.scheduleReclaim()
 }
 
 // sendJoins joins rooms, several channels per JOIN line.
@@ -449,7 +495,7 @@ func (n *network) giveUp(reason string) {
 	n.queued = nil
 	for _, r := range n.rooms {
 		for _, w := range r.waiting {
-			n.s.emit(bridge.DeliveryError{To: w.jid, From: r.addr.Occupant(w.nick), Kind: "presence",
+			n.s.emit(bridge.DeliveryError{To: w.jid, From: r.addr.Occupant(w.nick), Kind: "presence", ID: w.id,
 				Err: bridge.Errorf(bridge.RemoteServerNotFound, "%s", reason)})
 		}
 		r.waiting = nil
@@ -472,7 +518,7 @@ func (n *network) removeAllRooms(reason string, codes []int) {
 			n.s.emit(bridge.OccupantChanged{To: to, Room: r.addr, Occupant: self, Self: true, Gone: true, Reason: reason, Codes: codes})
 		}
 		for _, w := range r.waiting {
-			n.s.emit(bridge.DeliveryError{To: w.jid, From: r.addr.Occupant(w.nick), Kind: "presence",
+			n.s.emit(bridge.DeliveryError{To: w.jid, From: r.addr.Occupant(w.nick), Kind: "presence", ID: w.id,
 				Err: bridge.Errorf(bridge.ServiceUnavailable, "%s", reason)})
 		}
 	}
@@ -552,7 +598,7 @@ func (n *network) stopTimer(ref **timerRef) {
 }
 
 func (n *network) stopTimers() {
-	for _, ref := range []**timerRef{&n.reconnectT, &n.regT, &n.idleT, &n.adminT, &n.listT} {
+	for _, ref := range []**timerRef{&n.reconnectT, &n.regT, &n.idleT, &n.adminT, &n.listT, &n.reclaimT, &n.modesT} {
 		n.stopTimer(ref)
 	}
 }
@@ -585,6 +631,16 @@ func (n *network) onTimer(ev timerEvent) {
 		n.listT = nil
 		if n.listing {
 			n.finishList()
+		}
+	case tReclaim:
+		n.reclaimT = nil
+		if ev.gen == n.gen {
+			n.reclaimNick(false)
+		}
+	case tModes:
+		n.modesT = nil
+		if ev.gen == n.gen {
+			n.expireModeQueries()
 		}
 	}
 }
@@ -703,7 +759,7 @@ func (n *network) sendText(ev bridge.SendMessage, target string, r *room, fail f
 		if len(n.lastPM) > 1000 { // bounded: only recent ones matter
 			clear(n.lastPM)
 		}
-		n.lastPM[n.fold(target)] = ev.ID
+		n.lastPM[n.fold(target)] = sentPM{id: ev.ID, from: ev.From, to: ev.To}
 	}
 	if !echo && r != nil {
 		n.reflect(r, ev, strings.Join(cleanText(ev.Body), "\n"), "", time.Time{})
@@ -844,6 +900,9 @@ func (n *network) occupant(r *room, nick string) bridge.Occupant {
 	if m := r.members[n.fold(nick)]; m != nil {
 		o.Nick = m.nick
 		o.Role, o.Affiliation = n.is.roleAffiliation(m.modes)
+		if r.moderated && m.modes == "" {
+			o.Role = "visitor" // XEP-0045: no voice in a moderated room
+		}
 		if m.away {
 			o.Show, o.Status = "away", toXMPPText(m.awayMsg)
 		}
@@ -980,11 +1039,13 @@ func (n *network) setAway(show, status string) {
 	n.send(ircmsg.MakeMessage(nil, "", "AWAY", msg))
 }
 
-// changeNick asks the server for a new nick.
-func (n *network) changeNick(nick string, from jid.JID, room mapping.Address) {
-	n.nickReq = &nickRequest{nick: nick, from: from, room: room}
+// changeNick asks the server for a new nick; id is the presence's id,
+// echoed on an error.
+func (n *network) changeNick(nick string, from jid.JID, room mapping.Address, id string) {
+	n.nickReq = &nickRequest{nick: nick, from: from, room: room, id: id}
+	n.reclaimTry = "" // the user's own choice wins over taking the old nick back
 	if err := n.send(ircmsg.MakeMessage(nil, "", "NICK", nick)); err != nil {
-		n.s.emit(bridge.DeliveryError{To: from, From: room.Occupant(nick), Kind: "presence", Err: bridge.AsStanzaError(err)})
+		n.s.emit(bridge.DeliveryError{To: from, From: room.Occupant(nick), Kind: "presence", ID: id, Err: bridge.AsStanzaError(err)})
 		n.nickReq = nil
 	}
 }

@@ -89,12 +89,19 @@ type session struct {
 	closed  bool
 	// savedBouncer is the bouncer room list last written to the store.
 	savedBouncer string
+	// ident is the user's answer to ident queries ("" without identd).
+	ident string
 }
 
 func newSession(t *Transport, u user) *session {
 	bare := u.JID().Bare().String()
 	sum := sha256.Sum256([]byte(bare))
+	ident := ""
+	if t.identKey != nil {
+		ident = identOf(t.identKey, bare)
+	}
 	return &session{
+		ident:   ident,
 		t:       t,
 		u:       u,
 		log:     u.Log(),
@@ -340,7 +347,7 @@ func (s *session) network(addr mapping.Address, create bool, nick string) (*netw
 		counted: true,
 		is:      defaultISupport(),
 		rooms:   make(map[string]*room),
-		lastPM:  make(map[string]string),
+		lastPM:  make(map[string]sentPM),
 		pmVia:   make(map[string]mapping.Address),
 	}
 	n.wantNick = set.netOr(key, keyNick)
@@ -406,7 +413,7 @@ func webircIP(bare string) string {
 func (s *session) join(ev bridge.JoinRoom) {
 	addr := ev.Room
 	fail := func(err error) {
-		s.emit(bridge.DeliveryError{To: ev.From, From: addr, Kind: "presence", Err: bridge.AsStanzaError(err)})
+		s.emit(bridge.DeliveryError{To: ev.From, From: addr, Kind: "presence", ID: ev.ID, Err: bridge.AsStanzaError(err)})
 	}
 	if addr.Kind != mapping.KindOccupant {
 		fail(bridge.Errorf(bridge.BadRequest, "Join a room with a nick: %s/yournick.", addr.Name))
@@ -434,7 +441,7 @@ func (s *session) join(ev bridge.JoinRoom) {
 	r := n.rooms[key]
 	if r != nil && r.has(ev.From) {
 		if addr.Resource != n.nick && n.state == stRegistered {
-			n.changeNick(addr.Resource, ev.From, roomAddr)
+			n.changeNick(addr.Resource, ev.From, roomAddr, ev.ID)
 			return
 		}
 		if ev.MUC && r.state == rsJoined && r.hasResource(ev.From) { // the client thinks it is not in: tell it again
@@ -455,7 +462,7 @@ func (s *session) join(ev bridge.JoinRoom) {
 			s.saveBouncerRooms()
 		}
 	}
-	w := waiter{jid: ev.From, nick: addr.Resource, history: ev.History, fresh: true}
+	w := waiter{jid: ev.From, nick: addr.Resource, id: ev.ID, history: ev.History, fresh: true}
 	if r.state == rsJoined {
 		r.resources = append(r.resources, ev.From)
 		n.sendRoomJoined(r, w)
@@ -850,8 +857,15 @@ func (s *session) discoInfo(to mapping.Address) *bridge.DiscoInfo {
 		info.Features = append(info.Features,
 			"http://jabber.org/protocol/muc",
 			"http://jabber.org/protocol/muc#stable_id",
-			"muc_open", "muc_public", "muc_persistent", "muc_nonanonymous", "muc_unsecured", "muc_unmoderated",
+			"muc_open", "muc_public", "muc_persistent", "muc_nonanonymous", "muc_unsecured",
 			"urn:xmpp:sid:0", "http://jabber.org/protocol/commands")
+		moderated := "muc_unmoderated"
+		if n := s.nets[strings.ToLower(to.Network)]; n != nil {
+			if r := n.rooms[n.fold(to.Name)]; r != nil && r.moderated {
+				moderated = "muc_moderated"
+			}
+		}
+		info.Features = append(info.Features, moderated)
 		if s.historyDays(to.Network) > 0 {
 			info.Features = append(info.Features, "urn:xmpp:mam:2")
 		}
@@ -925,6 +939,8 @@ const (
 	tIdle
 	tAdmin
 	tList
+	tReclaim
+	tModes
 )
 
 // timerEvent is posted by a network's timers.

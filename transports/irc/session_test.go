@@ -129,7 +129,11 @@ func joinRoom(t *testing.T, s *session, n *network, u *fakeUser) bridge.RoomJoin
 		":irc.test 353 alice = #chan :alice +@bob %carol",
 		":irc.test 353 alice = #chan :dave",
 		":irc.test 366 alice #chan :End of NAMES list",
+		":irc.test 324 alice #chan +nt",
 	)
+	if got := sent(n); len(got) != 1 || got[0] != "MODE #chan" {
+		t.Fatalf("sent %q after the JOIN (want the channel modes asked for)", got)
+	}
 	rjs := take[bridge.RoomJoined](u)
 	if len(rjs) != 1 {
 		t.Fatalf("RoomJoined events: %d (%+v)", len(rjs), u.events)
@@ -177,7 +181,7 @@ func TestNickCollisionAtRegistration(t *testing.T) {
 	if got := sent(n); len(got) != 1 || got[0] != "JOIN #chan" {
 		t.Fatalf("sent %q", got)
 	}
-	feed(t, n, ":alice__!al@h JOIN #chan", ":irc.test 353 alice__ = #chan :@alice__", ":irc.test 366 alice__ #chan :End")
+	feed(t, n, ":alice__!al@h JOIN #chan", ":irc.test 353 alice__ = #chan :@alice__", ":irc.test 366 alice__ #chan :End", ":irc.test 324 alice__ #chan +nt")
 	rj := take[bridge.RoomJoined](u)
 	if len(rj) != 1 || rj[0].Self.Nick != "alice__" || !rj[0].NickChanged || !rj[0].Created {
 		t.Fatalf("RoomJoined = %+v (want nick alice__, status 210 and 201)", rj)
@@ -482,7 +486,7 @@ func TestConfigValidate(t *testing.T) {
 func BenchmarkHandlePrivmsg(b *testing.B) {
 	s, n, u := newTestNetwork(b, func(c *Config) { c.HistoryDays = ptr(0) })
 	s.join(bridge.JoinRoom{From: phone, Room: roomAddr("#chan").Occupant("alice"), MUC: true})
-	feed(b, n, ":alice!al@h JOIN #chan", ":irc.test 353 alice = #chan :alice @bob", ":irc.test 366 alice #chan :End")
+	feed(b, n, ":alice!al@h JOIN #chan", ":irc.test 353 alice = #chan :alice @bob", ":irc.test 366 alice #chan :End", ":irc.test 324 alice #chan +nt")
 	u.drop = true
 	line := "@time=2024-05-06T07:08:09.123Z;msgid=abc123 :bob!b@host.example PRIVMSG #chan :hello there, this is a fairly ordinary line of chat"
 	u.count = 0

@@ -531,7 +531,21 @@ func (t *Transport) configureRoom(req *bridge.CommandRequest, acct *store.Accoun
 		keep = append(keep, folded)
 	}
 	setField(next.Fields, netKey(key, keyBouncerChannels), strings.Join(keep, " "))
-	return t.save(req, next)
+	resp, err := t.save(req, next)
+	if err != nil {
+		return resp, err
+	}
+	// A room already joined follows the new setting at once: it is what
+	// decides whether going offline PARTs it.
+	if s, _ := req.Session.(*session); s != nil {
+		if n := s.nets[key]; n != nil {
+			if r := n.rooms[n.fold(req.To.Name)]; r != nil {
+				r.bouncer = req.Values.Bool(keyBouncer)
+				s.saveBouncerRooms()
+			}
+		}
+	}
+	return resp, nil
 }
 
 // disconnectCommand closes the user's connection to a network.

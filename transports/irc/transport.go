@@ -42,6 +42,18 @@ type Transport struct {
 
 	archive *archiver
 
+	// reclaimEvery is how often a user on another nick than the wanted
+	// one asks for it again (DefaultReclaimInterval; tests shorten it).
+	reclaimEvery time.Duration
+
+	// idents are the connections the identd answers for, identKey the
+	// key of the per-user hash (both nil when identd_listen is not set).
+	// identdReady is closed once the identd listens, at identdAddr.
+	idents      *identTable
+	identKey    []byte
+	identdReady chan struct{}
+	identdAddr  net.Addr
+
 	msgsIn, msgsOut prometheus.Counter
 	connGauge       prometheus.Gauge
 }
@@ -68,6 +80,11 @@ var _ bridge.Transport = (*Transport)(nil)
 // are filled in and the configuration validated here too). metrics may be
 // nil.
 func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) (*Transport, error) {
+	if cfg.Secret != "" && cfg.SecretFile != "" {
+		// main reads secret_file into Secret (after checking that the file
+		// alone was given) and passes both on: the file has been read.
+		cfg.SecretFile = ""
+	}
 	cfg.SetDefaults()
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("the [irc] configuration is invalid: %w", errs[0])
@@ -83,18 +100,27 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 		metrics = bridge.NewMetrics(nil)
 	}
 	t := &Transport{
-		cfg:       cfg,
-		codec:     codec,
-		st:        st,
-		metrics:   metrics,
-		log:       log.With("transport", "irc"),
-		networks:  make(map[string]*netInfo),
-		slots:     make(map[string]chan struct{}),
-		msgsIn:    metrics.Messages.WithLabelValues("irc", "to-xmpp"),
-		msgsOut:   metrics.Messages.WithLabelValues("irc", "to-remote"),
-		connGauge: metrics.Connections.WithLabelValues("irc"),
+		cfg:          cfg,
+		codec:        codec,
+		st:           st,
+		metrics:      metrics,
+		log:          log.With("transport", "irc"),
+		networks:     make(map[string]*netInfo),
+		slots:        make(map[string]chan struct{}),
+		reclaimEvery: DefaultReclaimInterval,
+		identdReady:  make(chan struct{}),
+		msgsIn:       metrics.Messages.WithLabelValues("irc", "to-xmpp"),
+		msgsOut:      metrics.Messages.WithLabelValues("irc", "to-remote"),
+		connGauge:    metrics.Connections.WithLabelValues("irc"),
 	}
 	t.archive = newArchiver(st, t.log)
+	if cfg.IdentdListen != "" {
+		key, err := identKey(&cfg)
+		if err != nil {
+			return nil, fmt.Errorf("the [irc] configuration is invalid: %w", err)
+		}
+		t.identKey, t.idents = key, newIdentTable()
+	}
 	for i := range t.cfg.Networks {
 		nc := &t.cfg.Networks[i]
 		host, portStr, _ := net.SplitHostPort(nc.Address)
@@ -139,15 +165,35 @@ func (t *Transport) NewSession(u *bridge.User) bridge.Session {
 	return newSession(t, u)
 }
 
-// Run writes the room archive in batches and prunes it daily until ctx is
-// done.
+// Run writes the room archive in batches and prunes it daily, and serves
+// the identd when identd_listen is set, until ctx is done. It fails at
+// once when the identd cannot listen.
 func (t *Transport) Run(ctx context.Context) error {
+	var ln net.Listener
+	if t.idents != nil {
+		var lc net.ListenConfig
+		var err error
+		ln, err = lc.Listen(ctx, "tcp", t.cfg.IdentdListen)
+		if err != nil {
+			return fmt.Errorf("irc.identd_listen: the identd cannot listen on %s: %w", t.cfg.IdentdListen, err)
+		}
+		t.identdAddr = ln.Addr()
+		close(t.identdReady)
+		t.log.Info("identd listening", "addr", ln.Addr().String())
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		t.archive.run(ctx)
 	}()
+	if ln != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.runIdentd(ctx, ln)
+		}()
+	}
 	t.pruneLoop(ctx)
 	wg.Wait()
 	return nil
@@ -220,7 +266,7 @@ func (t *Transport) networkInfo(name string, set settings) (*netInfo, error) {
 // dialSpec builds how a connection reaches ni.
 func (t *Transport) dialSpec(ni *netInfo, cert *tls.Certificate) dialSpec {
 	addr := net.JoinHostPort(ni.host, strconv.Itoa(ni.port))
-	spec := dialSpec{addr: addr, bind: ni.bind, noPrivate: ni.open && !t.cfg.OpenAllowPrivate}
+	spec := dialSpec{addr: addr, bind: ni.bind, noPrivate: ni.open && !t.cfg.OpenAllowPrivate, idents: t.idents}
 	if ni.tls {
 		spec.tls = tlsConfig(ni.host, ni.verify, ni.fingerprint, cert)
 	}
