@@ -223,6 +223,7 @@ func (c *Config) resolveSecrets() []error {
 		if c.IRC.Secret = strings.TrimSpace(string(b)); c.IRC.Secret == "" {
 			return []error{fmt.Errorf("irc.secret_file: %s is empty", c.IRC.SecretFile)}
 		}
+		c.IRC.SecretFile = "" // resolved: the secret is in Secret now
 	}
 	return nil
 }

@@ -94,7 +94,7 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	var links []*component.Link
 	var afterStart []func(context.Context) error
 	if cfg.IRC != nil {
-		t, err := irc.New(*cfg.IRC, st, metrics, log.With("transport", "irc"))
+		t, err := irc.New(*cfg.IRC, st, metrics, log)
 		if err != nil {
 			return fmt.Errorf("starting the IRC transport: %w", err)
 		}
