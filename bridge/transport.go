@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -198,6 +199,14 @@ type Note struct {
 // it returns ErrQueueFull and the caller tells its sender.
 type Sink interface {
 	Send(ev Outbound) error
+}
+
+// WaitingSink is a Sink that can also wait for room in its queue. When the
+// sink of a transport implements it, User.Emit waits (up to emitWait)
+// instead of losing the event: backpressure on the remote connection
+// rather than a dropped message.
+type WaitingSink interface {
+	SendWait(ev Outbound, maxWait time.Duration, stop <-chan struct{}) error
 }
 
 // Authorizer is the access policy the admin configured.

@@ -89,10 +89,22 @@ func (u *User) SaveAccount(a *store.Account) error {
 	return nil
 }
 
-// Emit sends an event to the user's XMPP client. It never blocks; when the
-// component's queue is full it returns ErrQueueFull and counts the loss.
+// emitWait bounds how long Emit waits for room in a full XMPP queue (the
+// XMPP server is slower than the remote network, or the link is down).
+const emitWait = 30 * time.Second
+
+// Emit sends an event to the user's XMPP client. When the component's queue
+// is full it waits for room (up to emitWait, or until the user stops): the
+// user's goroutine stops reading its network meanwhile, which pushes back
+// on the remote server instead of losing the event. Only after that does it
+// return ErrQueueFull and count the loss.
 func (u *User) Emit(ev Outbound) error {
-	err := u.sink.Send(ev)
+	var err error
+	if w, ok := u.sink.(WaitingSink); ok {
+		err = w.SendWait(ev, emitWait, u.ctx.Done())
+	} else {
+		err = u.sink.Send(ev)
+	}
 	if err != nil {
 		u.gw.metrics.dropped(u.transport.Name())
 		u.log.Warn("an event for the user could not be queued for XMPP", "event", eventName(ev), "err", err)

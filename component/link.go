@@ -233,6 +233,37 @@ func (l *Link) Send(ev bridge.Outbound) error {
 	return l.enqueue(o.item())
 }
 
+// SendWait is Send that, when the queue is full, waits up to maxWait (or
+// until stop is closed) for room instead of failing at once. The bridge
+// uses it for events that have no sender to refuse (a line from IRC for a
+// room of 200 users): waiting pushes back on the remote connection, where
+// failing would lose the event.
+func (l *Link) SendWait(ev bridge.Outbound, maxWait time.Duration, stop <-chan struct{}) error {
+	var o out
+	o.b = make([]byte, 0, sizeHint(ev))
+	if err := l.render(&o, ev); err != nil {
+		return fmt.Errorf("component %s: %w", l.cfg.Domain, err)
+	}
+	if len(o.b) == 0 {
+		return nil
+	}
+	it := o.item()
+	if l.enqueue(it) == nil {
+		return nil
+	}
+	t := time.NewTimer(maxWait)
+	defer t.Stop()
+	select {
+	case l.queue <- it:
+		l.mDepth.Set(float64(len(l.queue)))
+		return nil
+	case <-t.C:
+		return bridge.ErrQueueFull
+	case <-stop:
+		return bridge.ErrQueueFull
+	}
+}
+
 // enqueue puts an item on the send queue without blocking.
 func (l *Link) enqueue(it outItem) error {
 	select {

@@ -264,6 +264,38 @@ func TestLinkQueueFull(t *testing.T) {
 	}
 }
 
+// TestLinkSendWait: with a full queue SendWait waits for room instead of
+// failing, and fails only after maxWait or when stopped.
+func TestLinkSendWait(t *testing.T) {
+	h := newHarness(t, LinkConfig{QueueSize: 1})
+	m := bridge.Message{To: alice, From: contact("bob"), Body: "x"}
+	if err := h.l.Send(m); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := h.l.SendWait(m, 50*time.Millisecond, nil); !errors.Is(err, bridge.ErrQueueFull) {
+		t.Fatalf("SendWait on a full queue that never drains: %v", err)
+	}
+	if time.Since(start) < 50*time.Millisecond {
+		t.Fatal("SendWait gave up before maxWait")
+	}
+	stop := make(chan struct{})
+	close(stop)
+	if err := h.l.SendWait(m, time.Minute, stop); !errors.Is(err, bridge.ErrQueueFull) {
+		t.Fatalf("SendWait after stop: %v", err)
+	}
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		<-h.l.queue // the writer drains one
+	}()
+	if err := h.l.SendWait(m, 5*time.Second, nil); err != nil {
+		t.Fatalf("SendWait while the queue drains: %v", err)
+	}
+	if len(h.l.queue) != 1 {
+		t.Fatalf("queue holds %d, want the waiting stanza", len(h.l.queue))
+	}
+}
+
 func TestLinkRunWithoutServer(t *testing.T) {
 	h := newHarness(t, LinkConfig{Server: "127.0.0.1:1", Secret: "s"})
 	h.l.minBackoff = 10 * time.Millisecond

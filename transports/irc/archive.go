@@ -11,11 +11,16 @@ import (
 
 // Archive batching: entries are collected by one goroutine of the transport
 // and written with one AppendArchive (one transaction) every flushEvery or
-// every flushSize entries, whichever comes first.
+// every flushSize entries, whichever comes first. Large batches matter: a
+// message to a room of N users is N entries, and the cost of a transaction
+// is paid once per batch.
 const (
 	flushEvery   = 50 * time.Millisecond
-	flushSize    = 100
-	archiveQueue = 8192 // entries waiting; beyond that they are dropped (and counted)
+	flushSize    = 1000
+	archiveQueue = 8192 // entries waiting; beyond that add waits
+	// archiveWait bounds how long add waits for room before it drops an
+	// entry (and counts it): only a store that stopped answering gets there.
+	archiveWait = 10 * time.Second
 )
 
 // archiver is the transport's archive writer.
@@ -32,12 +37,21 @@ func newArchiver(st store.Store, log *slog.Logger) *archiver {
 	return &archiver{st: st, log: log, in: make(chan store.ArchiveEntry, archiveQueue)}
 }
 
-// add queues an entry; it never blocks (a full queue drops the entry: the
-// store is too slow, and holding up a user's goroutine would be worse).
+// add queues an entry. When the queue is full it waits for the writer (up
+// to archiveWait): the user's goroutine stops reading IRC meanwhile, which
+// pushes back on the server instead of losing history. Only a store that
+// stopped answering makes it drop (and count) entries.
 func (a *archiver) add(e store.ArchiveEntry) {
 	select {
 	case a.in <- e:
+		return
 	default:
+	}
+	t := time.NewTimer(archiveWait)
+	defer t.Stop()
+	select {
+	case a.in <- e:
+	case <-t.C:
 		if a.dropped.Add(1)%1000 == 1 {
 			a.log.Warn("the IRC archive cannot keep up; messages are not archived", "dropped", a.dropped.Load())
 		}
