@@ -222,15 +222,22 @@ func (l *Link) newID() string {
 // an error when the event cannot be rendered (an address the codec cannot
 // turn into a JID).
 func (l *Link) Send(ev bridge.Outbound) error {
+	it, err := l.renderItem(ev)
+	if err != nil || len(it.b) == 0 {
+		return err
+	}
+	return l.enqueue(it)
+}
+
+// renderItem renders an outbound event into a queue item (empty when the
+// event renders to nothing).
+func (l *Link) renderItem(ev bridge.Outbound) (outItem, error) {
 	var o out
 	o.b = make([]byte, 0, sizeHint(ev))
 	if err := l.render(&o, ev); err != nil {
-		return fmt.Errorf("component %s: %w", l.cfg.Domain, err)
+		return outItem{}, fmt.Errorf("component %s: %w", l.cfg.Domain, err)
 	}
-	if len(o.b) == 0 {
-		return nil
-	}
-	return l.enqueue(o.item())
+	return o.item(), nil
 }
 
 // SendWait is Send that, when the queue is full, waits up to maxWait (or
@@ -239,15 +246,10 @@ func (l *Link) Send(ev bridge.Outbound) error {
 // room of 200 users): waiting pushes back on the remote connection, where
 // failing would lose the event.
 func (l *Link) SendWait(ev bridge.Outbound, maxWait time.Duration, stop <-chan struct{}) error {
-	var o out
-	o.b = make([]byte, 0, sizeHint(ev))
-	if err := l.render(&o, ev); err != nil {
-		return fmt.Errorf("component %s: %w", l.cfg.Domain, err)
+	it, err := l.renderItem(ev)
+	if err != nil || len(it.b) == 0 {
+		return err
 	}
-	if len(o.b) == 0 {
-		return nil
-	}
-	it := o.item()
 	if l.enqueue(it) == nil {
 		return nil
 	}
