@@ -320,9 +320,24 @@ func (c *conn) readLoop(nc net.Conn) error {
 			c.log.Debug("an unparseable line from the IRC server was ignored", "err", err)
 			continue
 		}
+		if msg.Command == "PING" {
+			// Answered here, not on the user's goroutine: that one may be
+			// waiting for room in a full XMPP queue (backpressure), and a
+			// server must not time the connection out meanwhile.
+			c.pong(&msg)
+			continue
+		}
 		if !c.u.Post(connLine{c: c, msg: msg}) {
 			return context.Canceled
 		}
+	}
+}
+
+// pong answers a server PING ahead of the queue and the rate limit.
+func (c *conn) pong(ping *ircmsg.Message) {
+	pong := ircmsg.MakeMessage(nil, "", "PONG", ping.Params...)
+	if b, err := encodeLine(&pong); err == nil {
+		_ = c.sendRaw(b, true)
 	}
 }
 
