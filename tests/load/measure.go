@@ -560,14 +560,16 @@ func (b *bench) joinAll(t *target, first bool) {
 		thr, _ := threads(t.pid)
 		b.rec(t, mRSS0, float64(rss0)/1024)
 		b.rec(t, mRSS1, float64(rss1)/1024)
-		b.rec(t, mRSSPerUser, float64(rss1-rss0)/float64(max(1, j.joined.Load())))
+		// Every user who sent a join has an IRC connection (even when the
+		// gateway lost the self-presence): divide by all of them.
+		b.rec(t, mRSSPerUser, float64(rss1-rss0)/float64(o.users))
 		b.rec(t, mFDs, float64(openFDs(t.pid)))
 		b.rec(t, mThreads, float64(thr))
 	}
 	b.logf("%s: %d/%d users joined in %s (gateway CPU %s, Prosody CPU %s, ngircd CPU %s); RSS %.1f → %.1f MiB (%+.1f KiB per user); %d fds",
 		t.title, j.joined.Load(), o.users, wall.Round(time.Millisecond), (cpu1 - cpu0).Round(time.Millisecond),
 		(pros1 - pros0).Round(time.Millisecond), (ircd1 - ircd0).Round(time.Millisecond),
-		float64(rss0)/1024, float64(rss1)/1024, float64(rss1-rss0)/float64(max(1, j.joined.Load())), openFDs(t.pid))
+		float64(rss0)/1024, float64(rss1)/1024, float64(rss1-rss0)/float64(o.users), openFDs(t.pid))
 }
 
 // leaveAll makes every user (not the sender) leave the gateway's rooms
