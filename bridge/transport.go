@@ -202,8 +202,8 @@ type Sink interface {
 }
 
 // WaitingSink is a Sink that can also wait for room in its queue. When the
-// sink of a transport implements it, User.Emit waits (up to emitWait)
-// instead of losing the event: backpressure on the remote connection
+// sink of a transport implements it, User.Emit waits (while the link is
+// up, and up to emitWait without it) instead of losing the event: backpressure on the remote connection
 // rather than a dropped message.
 type WaitingSink interface {
 	SendWait(ev Outbound, maxWait time.Duration, stop <-chan struct{}) error

@@ -89,15 +89,15 @@ func (u *User) SaveAccount(a *store.Account) error {
 	return nil
 }
 
-// emitWait bounds how long Emit waits for room in a full XMPP queue (the
-// XMPP server is slower than the remote network, or the link is down).
+// emitWait bounds how long Emit waits for room in a full XMPP queue while
+// the link is down; while it is up, Emit waits for the XMPP server.
 const emitWait = 30 * time.Second
 
 // Emit sends an event to the user's XMPP client. When the component's queue
-// is full it waits for room (up to emitWait, or until the user stops): the
-// user's goroutine stops reading its network meanwhile, which pushes back
-// on the remote server instead of losing the event. Only after that does it
-// return ErrQueueFull and count the loss.
+// is full it waits for room (as long as the link is up; up to emitWait
+// without it; until the user stops): the user's goroutine stops reading its
+// network meanwhile, which pushes back on the remote server instead of
+// losing the event. Only then does it return ErrQueueFull and count the loss.
 func (u *User) Emit(ev Outbound) error {
 	var err error
 	if w, ok := u.sink.(WaitingSink); ok {

@@ -240,11 +240,13 @@ func (l *Link) renderItem(ev bridge.Outbound) (outItem, error) {
 	return o.item(), nil
 }
 
-// SendWait is Send that, when the queue is full, waits up to maxWait (or
-// until stop is closed) for room instead of failing at once. The bridge
-// uses it for events that have no sender to refuse (a line from IRC for a
-// room of 200 users): waiting pushes back on the remote connection, where
-// failing would lose the event.
+// SendWait is Send that, when the queue is full, waits for room instead of
+// failing at once. The bridge uses it for events that have no sender to
+// refuse (a line from IRC for a room of 200 users): waiting pushes back on
+// the remote connection, where failing would lose the event. It waits as
+// long as the link is up (the queue drains; a server that stops reading is
+// caught by the keepalive, which takes the link down) and gives up after
+// maxWait without the link, or when stop is closed.
 func (l *Link) SendWait(ev bridge.Outbound, maxWait time.Duration, stop <-chan struct{}) error {
 	it, err := l.renderItem(ev)
 	if err != nil || len(it.b) == 0 {
@@ -253,16 +255,20 @@ func (l *Link) SendWait(ev bridge.Outbound, maxWait time.Duration, stop <-chan s
 	if l.enqueue(it) == nil {
 		return nil
 	}
-	t := time.NewTimer(maxWait)
+	t := time.NewTicker(maxWait)
 	defer t.Stop()
-	select {
-	case l.queue <- it:
-		l.mDepth.Set(float64(len(l.queue)))
-		return nil
-	case <-t.C:
-		return bridge.ErrQueueFull
-	case <-stop:
-		return bridge.ErrQueueFull
+	for {
+		select {
+		case l.queue <- it:
+			l.mDepth.Set(float64(len(l.queue)))
+			return nil
+		case <-t.C:
+			if !l.Up() {
+				return bridge.ErrQueueFull
+			}
+		case <-stop:
+			return bridge.ErrQueueFull
+		}
 	}
 }
 
