@@ -61,7 +61,7 @@ func (b *bench) rows() []row {
 		{mIRCdJoin, "  ngircd CPU during the join (s)", "%.2f", 0},
 		{mRefused, "messages refused with an error (bursts)", "%.0f", -1},
 		{mDropped, "XMPP copies dropped by the gateway (bursts)", "%.0f", -1},
-		{mLost, "messages or copies lost (bursts)", "%.0f", -1},
+		{mLost, "messages or copies not delivered (bursts, refused included)", "%.0f", -1},
 		{mArchiveDropped, "archive entries dropped (log)", "%.0f", -1},
 		{mKicked, "users disconnected (self-presence unavailable)", "%.0f", -1},
 	}
