@@ -53,6 +53,9 @@ type StoreConfig struct {
 // HTTPConfig is the [http] section.
 type HTTPConfig struct {
 	Listen string `toml:"listen"` // /metrics, /healthz; "" turns HTTP off
+	// PProf also serves net/http/pprof under /debug/pprof/ on Listen, for
+	// profiling a running gateway. Bind Listen to loopback when it is on.
+	PProf bool `toml:"pprof"`
 }
 
 // AccessConfig is the [access] section.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -117,13 +118,17 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}
-		httpSrv = &http.Server{Handler: httpHandler(metrics, links), ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: httpHandler(metrics, links, cfg.HTTP.PProf), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("the HTTP server stopped", "err", err)
 			}
 		}()
-		log.Info("HTTP listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz")
+		paths := "/metrics /healthz"
+		if cfg.HTTP.PProf {
+			paths += " /debug/pprof/"
+		}
+		log.Info("HTTP listening", "addr", ln.Addr().String(), "paths", paths)
 	}
 
 	linkCtx, stopLinks := context.WithCancel(context.Background())
@@ -180,8 +185,15 @@ func loadKey(c StoreConfig) ([]byte, error) {
 
 // httpHandler serves /metrics and /healthz (200 only while every
 // component link is up).
-func httpHandler(m *bridge.Metrics, links []*component.Link) http.Handler {
+func httpHandler(m *bridge.Metrics, links []*component.Link, withPProf bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		var down []string

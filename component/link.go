@@ -98,6 +98,9 @@ type Link struct {
 
 	queue chan outItem
 	up    atomic.Bool
+	// connDone is closed when the current connection's loops end; reply
+	// waits on it so that a read loop blocked on a full queue is freed.
+	connDone atomic.Pointer[chan struct{}]
 
 	pingID   atomic.Pointer[string]
 	idPrefix string
@@ -283,16 +286,31 @@ func (l *Link) enqueue(it outItem) error {
 	}
 }
 
-// reply queues a stanza the link itself produced (an IQ answer, an error).
-// A full queue drops it with a log line: the server is not reading.
+// reply queues a stanza the link itself produced (an IQ answer, an error
+// such as the resource-constraint that refuses a message). While the link
+// is up a full queue makes it wait: the queue drains as fast as the server
+// reads, and the read loop waiting here pushes back on the server over TCP
+// instead of losing the answer (a refused message whose error is lost
+// vanishes for its sender). It gives up only when the connection ends;
+// with the link down, a full queue drops the answer with a log line.
 func (l *Link) reply(o *out) {
 	if len(o.b) == 0 {
 		return
 	}
-	if err := l.enqueue(o.item()); err != nil {
-		l.mDropped.Inc()
-		l.log.Warn("an answer to the XMPP server was dropped: the send queue is full")
+	it := o.item()
+	if l.enqueue(it) == nil {
+		return
 	}
+	if done := l.connDone.Load(); done != nil && l.Up() {
+		select {
+		case l.queue <- it:
+			l.mDepth.Set(float64(len(l.queue)))
+			return
+		case <-*done:
+		}
+	}
+	l.mDropped.Inc()
+	l.log.Warn("an answer to the XMPP server was dropped: the send queue is full and the link is down")
 }
 
 // countError counts an error stanza sent, by condition.
@@ -409,6 +427,11 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	// Everything below reads and writes the session's connection directly.
 	conn = sess.Conn()
 	upAt := time.Now()
+	connDone := make(chan struct{})
+	var endConn sync.Once
+	connEnded := func() { endConn.Do(func() { close(connDone) }) }
+	defer connEnded()
+	l.connDone.Store(&connDone)
 	l.setUp(true)
 	defer l.setUp(false)
 	l.log.Info("component link up", "server", l.cfg.Server)
@@ -431,9 +454,11 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	select {
 	case err = <-readDone:
 		close(abort)
+		connEnded()
 		_ = conn.Close()
 		<-writeDone
 	case err = <-writeDone:
+		connEnded()
 		_ = conn.Close()
 		<-readDone
 	case <-ctx.Done():
@@ -448,6 +473,7 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 			err = <-writeDone
 		}
 		t.Stop()
+		connEnded() // the writer is gone: nothing drains the queue now
 		if err != nil {
 			l.log.Warn("closing the component stream failed", "err", err)
 		}

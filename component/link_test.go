@@ -363,3 +363,65 @@ func TestWriterRetriesFailedBatch(t *testing.T) {
 	_ = peer.Close()
 	<-done
 }
+
+// TestLinkReplyWaitsWhileUp: an answer the link produces (here the error
+// refusing a message) is not dropped when the queue is full while the link
+// is up: reply waits for the writer, and gives up only when the
+// connection ends.
+func TestLinkReplyWaitsWhileUp(t *testing.T) {
+	h := newHarness(t, LinkConfig{QueueSize: 1})
+	m := bridge.Message{To: alice, From: contact("bob"), Body: "x"}
+	if err := h.l.Send(m); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	h.l.connDone.Store(&done)
+	h.l.up.Store(true)
+	answer := func() *out {
+		o := &out{}
+		o.b = append(o.b, "<iq type='result' id='a1'/>"...)
+		return o
+	}
+	replied := make(chan struct{})
+	go func() {
+		h.l.reply(answer())
+		close(replied)
+	}()
+	select {
+	case <-replied:
+		t.Fatal("reply returned at once with a full queue while the link is up")
+	case <-time.After(50 * time.Millisecond):
+	}
+	<-h.l.queue // the writer takes the first item
+	select {
+	case <-replied:
+	case <-time.After(2 * time.Second):
+		t.Fatal("reply still waiting after the queue drained")
+	}
+	if it := <-h.l.queue; string(it.b) != "<iq type='result' id='a1'/>" {
+		t.Fatalf("queued %q, want the answer", it.b)
+	}
+	if v := metric(t, h.gw.Metrics().Registry, "switchboard_events_dropped_total", nil); v != 0 {
+		t.Errorf("dropped = %v, want 0", v)
+	}
+
+	// The connection ends while reply waits: it gives up (and counts it).
+	if err := h.l.Send(m); err != nil {
+		t.Fatal(err)
+	}
+	replied = make(chan struct{})
+	go func() {
+		h.l.reply(answer())
+		close(replied)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(done)
+	select {
+	case <-replied:
+	case <-time.After(2 * time.Second):
+		t.Fatal("reply still waiting after the connection ended")
+	}
+	if v := metric(t, h.gw.Metrics().Registry, "switchboard_events_dropped_total", nil); v != 1 {
+		t.Errorf("dropped = %v, want 1 (the answer given up)", v)
+	}
+}

@@ -48,6 +48,7 @@ type target struct {
 
 	schedStart, statStart time.Duration
 	metricsURL            string // ours: Prometheus metrics
+	profileURL            string // ours with -cpuprofile: a CPU profile
 	skipNoted             bool
 	sampled               atomic.Bool // -v: one delivered groupchat message logged
 
@@ -602,6 +603,10 @@ func workDir(tb *testbed.Standalone, name string, keep bool) string {
 // warn, history as t says) and starts it.
 func (b *bench) startOurs(t *target, secret string) {
 	irc := map[string]any{"rate": 0}
+	extra := map[string]any{"irc": irc}
+	if b.opt.cpuProfile != "" {
+		extra["http"] = map[string]any{"pprof": true}
+	}
 	if !t.history {
 		irc["history_days"] = 0
 	}
@@ -612,7 +617,7 @@ func (b *bench) startOurs(t *target, secret string) {
 		Admins:     []string{adminUser + "@" + xmppDomain},
 		IRC: &testbed.GatewayIRC{Domain: t.domain, Secret: secret,
 			Networks: []testbed.GatewayIRCNetwork{{Name: ircNetwork, Address: b.ircd.Addr()}}},
-		Extra: map[string]any{"irc": irc},
+		Extra: extra,
 	})
 	gw := testbed.StartGateway(b.tb, b.bin, cfg)
 	pid, err := findPid("-config", gw.ConfigPath)
@@ -621,4 +626,7 @@ func (b *bench) startOurs(t *target, secret string) {
 	}
 	t.pid, t.logPath, t.running = pid, gw.LogPath, gw.Running
 	t.metricsURL = gw.URL("/metrics")
+	if b.opt.cpuProfile != "" {
+		t.profileURL = gw.URL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", b.opt.profileSeconds))
+	}
 }

@@ -45,6 +45,8 @@ type options struct {
 	joinBatch      int
 	joinRounds     int
 	joinPause      time.Duration
+	cpuProfile     string
+	profileSeconds int
 }
 
 func usage(fs *flag.FlagSet) func() {
@@ -88,6 +90,8 @@ func main() {
 	fs.IntVar(&o.joinRounds, "join-rounds", 3, "times all users join each gateway (leaving in between); memory is read on the first")
 	fs.IntVar(&o.joinBatch, "join-batch", 0, "send join presences in batches of this many (0: all at once)")
 	fs.DurationVar(&o.joinPause, "join-pause", 0, "pause between join batches")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of our gateway into this `directory`, one per burst (turns on [http] pprof); make bursts last longer than -profile-seconds")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 3, "length of each CPU profile taken with -cpuprofile")
 	_ = fs.Parse(os.Args[2:])
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "load: unexpected arguments %q\n", fs.Args())

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,6 +265,8 @@ func (b *bench) burst(t *target, p *phase, n int, send func(i int, body string) 
 	if t.metricsURL != "" {
 		drop0, _ = b.metric(t, "switchboard_events_dropped_total")
 	}
+	profiled := b.startProfile(t, p.tag)
+	defer func() { <-profiled }()
 	b.phase.Store(p)
 	t0 := time.Now()
 	for i := range n {
@@ -406,8 +410,10 @@ func (b *bench) measureBursts(fanout bool) {
 					b.rec(t, mTpX2I, float64(res.gotI)/res.elapsed.Seconds())
 				}
 			}
-			a.x2iCPU += res.cpu
-			a.x2iMsgs += n
+			if res.complete { // an incomplete burst's CPU says nothing per message
+				a.x2iCPU += res.cpu
+				a.x2iMsgs += n
+			}
 
 			// IRC → XMPP: the observer's PRIVMSGs; every XMPP copy counts.
 			p = newPhase(b.nextTag())
@@ -424,14 +430,16 @@ func (b *bench) measureBursts(fanout bool) {
 					b.rec(t, mTpI2X, float64(res.gotX)/res.elapsed.Seconds())
 				}
 			}
-			a.i2xCPU += res.cpu
-			a.prosI2X += res.prosodyCPU
-			a.i2xMsgs += n
+			if res.complete {
+				a.i2xCPU += res.cpu
+				a.prosI2X += res.prosodyCPU
+				a.i2xMsgs += n
+			}
 		}
 	}
 	perK := func(d time.Duration, msgs int) float64 {
 		if msgs == 0 {
-			return 0
+			return math.NaN() // no burst completed: no figure
 		}
 		return float64(d) / 1e6 / float64(msgs) * 1000
 	}
@@ -784,4 +792,42 @@ func archiveDropped(logPath string) int64 {
 		}
 	}
 	return most
+}
+
+// startProfile fetches a CPU profile of t (ours with -cpuprofile) in the
+// background into the -cpuprofile directory, named after the target and
+// the burst; the channel closes when it is written (at once without one).
+func (b *bench) startProfile(t *target, tag string) <-chan struct{} {
+	done := make(chan struct{})
+	if t.profileURL == "" {
+		close(done)
+		return done
+	}
+	name := filepath.Join(b.opt.cpuProfile, fmt.Sprintf("%s-%s.pprof", t.key, strings.TrimSpace(tag)))
+	go func() {
+		defer close(done)
+		c := http.Client{Timeout: time.Duration(b.opt.profileSeconds+30) * time.Second}
+		resp, err := c.Get(t.profileURL)
+		if err != nil {
+			b.note(true, "%s: CPU profile: %v", t.title, err)
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, data)
+		}
+		if err == nil {
+			err = os.MkdirAll(b.opt.cpuProfile, 0o755)
+		}
+		if err == nil {
+			err = os.WriteFile(name, data, 0o644)
+		}
+		if err != nil {
+			b.note(true, "%s: CPU profile: %v", t.title, err)
+			return
+		}
+		b.vlogf("%s: CPU profile of burst %q in %s", t.title, strings.TrimSpace(tag), name)
+	}()
+	return done
 }
