@@ -565,6 +565,7 @@ func (b *bench) joinAll(t *target, first bool) {
 	b.rec(t, mProsJoin, (pros1 - pros0).Seconds())
 	b.rec(t, mIRCdJoin, (ircd1 - ircd0).Seconds())
 	if first {
+		b.saveHeapProfile(t, "join")
 		thr, _ := threads(t.pid)
 		b.rec(t, mRSS0, float64(rss0)/1024)
 		b.rec(t, mRSS1, float64(rss1)/1024)
@@ -830,4 +831,37 @@ func (b *bench) startProfile(t *target, tag string) <-chan struct{} {
 		b.vlogf("%s: CPU profile of burst %q in %s", t.title, strings.TrimSpace(tag), name)
 	}()
 	return done
+}
+
+// saveHeapProfile writes a heap profile of t (ours with -cpuprofile) into
+// the -cpuprofile directory.
+func (b *bench) saveHeapProfile(t *target, what string) {
+	if t.profileURL == "" {
+		return
+	}
+	base, _, _ := strings.Cut(t.profileURL, "/profile?")
+	for _, debug := range []string{"0", "1"} { // the profile, and the text form with runtime.MemStats
+		b.saveURL(t, base+"/heap?gc=1&debug="+debug, fmt.Sprintf("%s-heap-%s.%s", t.key, what, map[string]string{"0": "pprof", "1": "txt"}[debug]))
+	}
+}
+
+// saveURL writes what url answers into the -cpuprofile directory.
+func (b *bench) saveURL(t *target, url, file string) {
+	c := http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		b.note(true, "%s: heap profile: %v", t.title, err)
+		return
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.MkdirAll(b.opt.cpuProfile, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(b.opt.cpuProfile, file), data, 0o644)
+	}
+	if err != nil {
+		b.note(true, "%s: %s: %v", t.title, url, err)
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ergochat/irc-go/ircmsg"
 	"github.com/ergochat/irc-go/ircreader"
+	"golang.org/x/sys/unix"
 	"golang.org/x/text/encoding"
 )
 
@@ -120,6 +121,21 @@ type conn struct {
 	queued   int  // bytes in queue
 	quitting bool // QUIT queued: nothing more may be queued
 	slotHeld bool
+	// nc is the connection while it is up (nil before and after), and raw
+	// its TCP socket, for the writability check of a direct write.
+	nc  net.Conn
+	raw syscall.RawConn
+	// writing says the socket is being written, by the writer or by a
+	// direct write in sendRaw: only one of them writes at a time.
+	writing bool
+	// writerUp says a writer goroutine runs. It runs only while lines
+	// wait (a connection that keeps up writes directly, and an idle one
+	// costs no goroutine stack); writers counts them for run.
+	writerUp bool
+	writers  sync.WaitGroup
+	// tokens and refilled are the token bucket (when rate > 0).
+	tokens   float64
+	refilled time.Time
 
 	quitWritten atomic.Bool // the writer wrote QUIT
 
@@ -128,7 +144,7 @@ type conn struct {
 	identLocal, identRemote netip.AddrPort
 	identRecorded           bool
 
-	wake    chan struct{} // cap 1: something was queued
+	wake    chan struct{} // cap 1: something was queued, or a direct write ended
 	flushed chan struct{} // closed when the writer has written QUIT
 	done    chan struct{} // closed when both goroutines ended
 }
@@ -144,6 +160,7 @@ func newConn(spec dialSpec, u poster, log *slog.Logger, dec encoding.Encoding, r
 	return &conn{
 		spec: spec, u: u, log: log, decoder: dec, rate: rate, burst: burst,
 		ctx: ctx, cancel: cancel,
+		tokens: float64(burst), refilled: time.Now(),
 		wake:    make(chan struct{}, 1),
 		flushed: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -169,18 +186,20 @@ func (c *conn) run() {
 	// Closing the socket is what stops a blocked read or write.
 	stop := context.AfterFunc(c.ctx, func() { nc.Close() })
 	defer stop()
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop(nc)
-	}()
+	c.mu.Lock()
+	c.nc, c.raw = nc, rawConn(nc)
+	c.ensureWriter() // for what was queued while dialing
+	c.mu.Unlock()
 	if !c.u.Post(connUp{c: c}) {
 		c.cancel()
 	}
 	err = c.readLoop(nc)
 	c.cancel()
+	c.mu.Lock()
+	c.nc, c.raw = nil, nil // no writer starts after this
+	c.mu.Unlock()
 	nc.Close()
-	<-writerDone
+	c.writers.Wait()
 	c.releaseSlot()
 	c.u.Post(connDown{c: c, err: err})
 }
@@ -384,8 +403,15 @@ func encodeLine(msg *ircmsg.Message) ([]byte, error) {
 	return b, nil
 }
 
-// sendRaw queues an encoded line; priority lines (PONG, PING) jump the
+// sendRaw sends an encoded line; priority lines (PONG, PING) jump the
 // queue and the rate limit.
+//
+// When nothing is queued or being written, the bucket has a token and the
+// socket can take the line without blocking, the caller writes it itself:
+// handing it to the writer goroutine would cost a wake-up and put the line
+// behind whatever else the caller's P runs first (the reflection to XMPP,
+// the archive), which is latency on every message. Otherwise the line is
+// queued for the writer.
 func (c *conn) sendRaw(b []byte, priority bool) error {
 	c.mu.Lock()
 	switch {
@@ -396,6 +422,26 @@ func (c *conn) sendRaw(b []byte, priority bool) error {
 		c.mu.Unlock()
 		return errQueueFull
 	}
+	if nc := c.nc; nc != nil && !c.writing && len(c.queue) == 0 && c.writable() && c.takeToken(priority) {
+		c.writing = true
+		c.mu.Unlock()
+		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := nc.Write(b)
+		c.mu.Lock()
+		c.writing = false
+		if len(c.queue) > 0 {
+			c.ensureWriter()
+		}
+		c.mu.Unlock()
+		if err != nil {
+			// As in the writer: the reader sees the closed socket and
+			// reports the connection down.
+			c.log.Debug("writing to the IRC server failed", "err", err)
+			nc.Close()
+		}
+		c.poke() // a writer waiting for this write to end
+		return nil
+	}
 	if priority {
 		c.queue = append(c.queue, outLine{})
 		copy(c.queue[1:], c.queue)
@@ -404,12 +450,86 @@ func (c *conn) sendRaw(b []byte, priority bool) error {
 		c.queue = append(c.queue, outLine{b: b})
 	}
 	c.queued += len(b)
+	c.ensureWriter()
 	c.mu.Unlock()
+	c.poke()
+	return nil
+}
+
+// ensureWriter starts a writer goroutine if none runs and the connection
+// is up (c.mu held).
+func (c *conn) ensureWriter() {
+	if c.writerUp || c.nc == nil {
+		return
+	}
+	c.writerUp = true
+	c.writers.Add(1)
+	nc := c.nc
+	go func() {
+		defer c.writers.Done()
+		c.writeLoop(nc)
+	}()
+}
+
+// poke wakes the writer.
+func (c *conn) poke() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return nil
+}
+
+// refill adds the tokens earned since the last refill (c.mu held).
+func (c *conn) refill() {
+	now := time.Now()
+	c.tokens = min(c.tokens+now.Sub(c.refilled).Seconds()*c.rate, float64(c.burst))
+	c.refilled = now
+}
+
+// takeToken takes a token for one line if the bucket has one (c.mu held);
+// priority lines and connections without a rate need none.
+func (c *conn) takeToken(priority bool) bool {
+	if priority || c.rate <= 0 {
+		return true
+	}
+	c.refill()
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// writable reports whether the socket can take a line without blocking
+// (poll for POLLOUT, which TCP reports only with a third of the send
+// buffer free: far more than a line, even with TLS framing). c.mu held.
+func (c *conn) writable() bool {
+	if c.raw == nil {
+		return false
+	}
+	ok := false
+	err := c.raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(fds, 0)
+		ok = err == nil && n == 1 && fds[0].Revents&unix.POLLOUT != 0
+	})
+	return err == nil && ok
+}
+
+// rawConn returns the TCP socket under nc (under TLS too), or nil.
+func rawConn(nc net.Conn) syscall.RawConn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // quit queues QUIT (reason already cleaned) as the last line; the writer
@@ -428,11 +548,9 @@ func (c *conn) quit(reason string) {
 	c.queue = append(c.queue, outLine{b: b})
 	c.queued += len(b)
 	c.quitting = true
+	c.ensureWriter()
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.poke()
 }
 
 // close ends the connection at once; the goroutines end soon after.
@@ -448,65 +566,47 @@ func (c *conn) waitFlushed(deadline <-chan time.Time) {
 	}
 }
 
-// next takes what the writer may write now: lines (at most n) and whether
-// QUIT was among them. It blocks until something is queued or ctx ends.
-func (c *conn) next(n int, lines []outLine) (_ []outLine, quit bool, ok bool) {
-	for {
-		c.mu.Lock()
-		if len(c.queue) > 0 {
-			if n > len(c.queue) {
-				n = len(c.queue)
-			}
-			// A priority line is never held back by the bucket.
-			lines = append(lines, c.queue[:n]...)
-			for _, l := range lines {
-				c.queued -= len(l.b)
-			}
-			rest := copy(c.queue, c.queue[n:])
-			clear(c.queue[rest:])
-			c.queue = c.queue[:rest]
-			if len(c.queue) == 0 && cap(c.queue) > 64 {
-				c.queue = nil
-			}
-			quit = c.quitting && len(c.queue) == 0
-			c.mu.Unlock()
-			return lines, quit, true
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.wake:
-		case <-c.ctx.Done():
-			return nil, false, false
-		}
-	}
-}
-
-// writeLoop writes queued lines through the token bucket until ctx ends or
-// QUIT was written.
+// writeLoop writes queued lines through the token bucket until the queue
+// is empty, ctx ends or QUIT was written.
 func (c *conn) writeLoop(nc net.Conn) {
-	tokens := float64(c.burst)
-	last := time.Now()
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
+	exit := func() {
+		c.mu.Lock()
+		c.writerUp = false
+		c.mu.Unlock()
+	}
 	var wbuf []byte
 	var lines []outLine
 	for {
-		if !c.waitQueued() {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			// Done: the next line is written directly or starts a writer.
+			c.writerUp = false
+			c.mu.Unlock()
 			return
+		}
+		if c.writing {
+			// A direct write is under way; it pokes when it ends.
+			c.mu.Unlock()
+			select {
+			case <-c.wake:
+				continue
+			case <-c.ctx.Done():
+				exit()
+				return
+			}
 		}
 		n := 16
 		if c.rate > 0 {
-			// Refill after waiting: time spent idle with a full bucket
-			// must not count twice.
-			now := time.Now()
-			tokens = min(tokens+now.Sub(last).Seconds()*c.rate, float64(c.burst))
-			last = now
-			if tokens < 1 && !c.priorityFirst() {
-				wait := time.Duration((1 - tokens) / c.rate * float64(time.Second))
+			c.refill()
+			if c.tokens < 1 && !c.queue[0].priority {
+				wait := time.Duration((1 - c.tokens) / c.rate * float64(time.Second))
+				c.mu.Unlock()
 				if timer == nil {
 					timer = time.NewTimer(wait)
 				} else {
@@ -515,29 +615,46 @@ func (c *conn) writeLoop(nc net.Conn) {
 				select {
 				case <-timer.C:
 				case <-c.ctx.Done():
+					exit()
 					return
 				}
 				continue
 			}
-			n = max(1, int(tokens))
+			n = max(1, int(c.tokens))
 		}
-		var quit, ok bool
-		lines, quit, ok = c.next(n, lines[:0])
-		if !ok {
-			return
+		n = min(n, len(c.queue))
+		// A priority line is never held back by the bucket.
+		lines = append(lines[:0], c.queue[:n]...)
+		for _, l := range lines {
+			c.queued -= len(l.b)
+			if !l.priority && c.rate > 0 {
+				c.tokens--
+			}
 		}
+		rest := copy(c.queue, c.queue[n:])
+		clear(c.queue[rest:])
+		c.queue = c.queue[:rest]
+		if len(c.queue) == 0 && cap(c.queue) > 64 {
+			c.queue = nil
+		}
+		quit := c.quitting && len(c.queue) == 0
+		c.writing = true
+		c.mu.Unlock()
+
 		wbuf = wbuf[:0]
 		for _, l := range lines {
-			if !l.priority && c.rate > 0 {
-				tokens--
-			}
 			wbuf = append(wbuf, l.b...)
 		}
 		clear(lines)
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if _, err := nc.Write(wbuf); err != nil {
+		_, err := nc.Write(wbuf)
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
+		if err != nil {
 			c.log.Debug("writing to the IRC server failed", "err", err)
 			nc.Close()
+			exit()
 			return
 		}
 		if cap(wbuf) > 4096 { // a burst; do not keep its buffer
@@ -547,33 +664,10 @@ func (c *conn) writeLoop(nc net.Conn) {
 			c.quitWritten.Store(true)
 			nc.SetReadDeadline(time.Now().Add(quitLinger))
 			close(c.flushed)
+			exit()
 			return
 		}
 	}
-}
-
-// waitQueued blocks until a line is queued; false when ctx ended.
-func (c *conn) waitQueued() bool {
-	for {
-		c.mu.Lock()
-		n := len(c.queue)
-		c.mu.Unlock()
-		if n > 0 {
-			return true
-		}
-		select {
-		case <-c.wake:
-		case <-c.ctx.Done():
-			return false
-		}
-	}
-}
-
-// priorityFirst reports whether the next queued line is a priority line.
-func (c *conn) priorityFirst() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.queue) > 0 && c.queue[0].priority
 }
 
 // tlsConfig builds the TLS configuration of a server: verification against

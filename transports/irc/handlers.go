@@ -127,14 +127,14 @@ func (n *network) handle(m *ircmsg.Message) {
 	case "AWAY":
 		n.onAway(m)
 	case "ACCOUNT":
-		n.eachMember(sourceNick(m), func(_ *room, mem *member) { mem.account = strings.Clone(param(m, 0)) })
+		n.eachMember(sourceNick(m), func(_ *room, mem *member) { mem.account = intern(param(m, 0)) })
 	case "CHGHOST":
 		nick := sourceNick(m)
 		if n.isMe(nick) {
 			n.user, n.host = strings.Clone(param(m, 0)), strings.Clone(param(m, 1))
 		}
 		n.eachMember(nick, func(_ *room, mem *member) {
-			mem.user, mem.host = strings.Clone(param(m, 0)), strings.Clone(param(m, 1))
+			mem.user, mem.host = intern(param(m, 0)), intern(param(m, 1))
 		})
 	case "INVITE":
 		n.serverNotice(fmt.Sprintf("%s invites you to %s; join %s%%%s@%s to accept.", sourceNick(m), param(m, 1), param(m, 1), n.name, n.s.t.codec.Domain()))
@@ -198,7 +198,7 @@ func (n *network) rekey() {
 		r.key = n.fold(r.name)
 		members := make(map[string]*member, len(r.members))
 		for _, m := range r.members {
-			members[n.fold(m.nick)] = m
+			members[n.fold(m.nick.String())] = m
 		}
 		r.members = members
 		rooms[r.key] = r
@@ -468,9 +468,9 @@ func (n *network) onNick(m *ircmsg.Message) {
 		if mem == nil {
 			continue
 		}
-		occ := n.occupant(r, mem.nick)
+		occ := n.occupant(r, mem.nick.String())
 		delete(r.members, ok)
-		mem.nick = nu
+		mem.nick = intern(nu)
 		r.members[n.fold(nu)] = mem
 		n.emitOccupant(r, bridge.OccupantChanged{Occupant: occ, NewNick: nu, Self: self})
 		if self && r.state == rsJoined {
@@ -531,20 +531,20 @@ func (n *network) onJoin(m *ircmsg.Message) {
 	if r == nil {
 		return
 	}
-	mem := &member{nick: strings.Clone(nuh.Name), user: strings.Clone(nuh.User), host: strings.Clone(nuh.Host)}
+	mem := &member{nick: intern(nuh.Name), user: intern(nuh.User), host: intern(nuh.Host)}
 	if n.caps["extended-join"] {
 		if a := param(m, 1); a != "*" {
-			mem.account = strings.Clone(a)
+			mem.account = intern(a)
 		}
 	}
 	if r.names != nil {
-		r.names[n.fold(mem.nick)] = mem
+		r.names[n.fold(mem.nick.String())] = mem
 	}
 	if r.members == nil {
 		r.members = map[string]*member{}
 	}
-	r.members[n.fold(mem.nick)] = mem
-	n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick)})
+	r.members[n.fold(mem.nick.String())] = mem
+	n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick.String())})
 }
 
 func (n *network) onPart(m *ircmsg.Message) {
@@ -620,12 +620,12 @@ func (n *network) bannedRecently(r *room, mem *member, actor string) bool {
 	if mem == nil {
 		return false
 	}
-	full := mem.nick + "!" + mem.user + "@" + mem.host
+	full := mem.nick.String() + "!" + mem.user.String() + "@" + mem.host.String()
 	for i, b := range r.bans {
 		if time.Since(b.at) > 10*time.Second {
 			continue
 		}
-		if mem.host != "" && wildcardMatch(b.mask, full, n.is.cm) || mem.host == "" && n.is.cm.Equal(b.by, actor) {
+		if mem.host != (istr{}) && wildcardMatch(b.mask, full, n.is.cm) || mem.host == (istr{}) && n.is.cm.Equal(b.by, actor) {
 			r.bans = append(r.bans[:i], r.bans[i+1:]...) // one ban, one kick
 			return true
 		}
@@ -697,7 +697,7 @@ func (n *network) onMode(m *ircmsg.Message) {
 			continue
 		}
 		seen[mem] = true
-		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick), Self: n.isMe(mem.nick), Actor: actor})
+		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick.String()), Self: n.isMe(mem.nick.String()), Actor: actor})
 	}
 	if flipped {
 		n.emitRoleFlip(r, actor, seen)
@@ -736,11 +736,11 @@ func (n *network) onAway(m *ircmsg.Message) {
 	msg := param(m, 0)
 	away := msg != ""
 	n.eachMember(sourceNick(m), func(r *room, mem *member) {
-		if mem.away == away && mem.awayMsg == msg {
+		if mem.away == away && mem.awayMsg.String() == msg {
 			return
 		}
-		mem.away, mem.awayMsg = away, strings.Clone(msg)
-		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick), Self: n.isMe(mem.nick)})
+		mem.away, mem.awayMsg = away, intern(msg)
+		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick.String()), Self: n.isMe(mem.nick.String())})
 	})
 }
 
@@ -757,7 +757,7 @@ func (n *network) onNames(m *ircmsg.Message) {
 		if e.nick == "" {
 			continue
 		}
-		r.names[n.fold(e.nick)] = &member{nick: strings.Clone(e.nick), modes: e.modes, user: strings.Clone(e.user), host: strings.Clone(e.host)}
+		r.names[n.fold(e.nick)] = &member{nick: intern(e.nick), modes: e.modes, user: intern(e.user), host: intern(e.host)}
 	}
 }
 
@@ -773,13 +773,13 @@ func (n *network) onEndOfNames(m *ircmsg.Message) {
 	}
 	selfKey := n.fold(n.nick)
 	if fresh[selfKey] == nil {
-		fresh[selfKey] = &member{nick: n.nick}
+		fresh[selfKey] = &member{nick: intern(n.nick)}
 	}
 	old := r.members
 	for k, mem := range fresh { // NAMES does not say who is away
 		if o := old[k]; o != nil {
 			mem.away, mem.awayMsg, mem.account = o.away, o.awayMsg, o.account
-			if mem.user == "" {
+			if mem.user == (istr{}) {
 				mem.user, mem.host = o.user, o.host
 			}
 		}
@@ -880,7 +880,7 @@ func (n *network) diffMembers(r *room, old, fresh map[string]*member, flipped bo
 		}
 		o := old[k]
 		_, affil := n.is.roleAffiliation(o.modes)
-		n.emitOccupant(r, bridge.OccupantChanged{Occupant: bridge.Occupant{Nick: o.nick, Role: "none", Affiliation: affil}, Gone: true})
+		n.emitOccupant(r, bridge.OccupantChanged{Occupant: bridge.Occupant{Nick: o.nick.String(), Role: "none", Affiliation: affil}, Gone: true})
 	}
 	keys = keys[:0]
 	for k := range fresh {
@@ -894,7 +894,7 @@ func (n *network) diffMembers(r *room, old, fresh map[string]*member, flipped bo
 		if o := old[k]; o != nil && o.modes == fresh[k].modes && !(flipped && o.modes == "") {
 			continue
 		}
-		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, fresh[k].nick)})
+		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, fresh[k].nick.String())})
 	}
 }
 

@@ -67,7 +67,7 @@ func (n *network) emitRoleFlip(r *room, actor string, skip map[*member]bool) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		mem := r.members[k]
-		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick), Self: n.isMe(mem.nick), Actor: actor})
+		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick.String()), Self: n.isMe(mem.nick.String()), Actor: actor})
 	}
 }
 

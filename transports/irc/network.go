@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/ergochat/irc-go/ircmsg"
 	"mellium.im/xmpp/jid"
@@ -158,14 +159,39 @@ type waiter struct {
 }
 
 // member is one nick in a channel.
+//
+// A room of N gateway users holds N member lists of N members (each user
+// has their own IRC connection and view), so members are kept small: the
+// strings are interned (istr), which also makes the N copies of one nick,
+// user and host share their bytes.
 type member struct {
-	nick    string
+	nick    istr
+	user    istr
+	host    istr
+	account istr
+	awayMsg istr
 	modes   string // membership modes, highest first
-	user    string
-	host    string
-	account string
 	away    bool
-	awayMsg string
+}
+
+// istr is an interned string (unique.Handle): 8 bytes, and one copy of the
+// bytes however many members hold it. The zero istr is "".
+type istr struct{ h unique.Handle[string] }
+
+// intern returns the istr of s.
+func intern(s string) istr {
+	if s == "" {
+		return istr{}
+	}
+	return istr{unique.Make(s)}
+}
+
+// String returns the string.
+func (s istr) String() string {
+	if s.h == (unique.Handle[string]{}) {
+		return ""
+	}
+	return s.h.Value()
 }
 
 // banRecord is a ban seen shortly before a kick (to flag the kick as a ban).
@@ -898,13 +924,13 @@ func (n *network) sharesRoom(nick string) bool {
 func (n *network) occupant(r *room, nick string) bridge.Occupant {
 	o := bridge.Occupant{Nick: nick, Role: "participant", Affiliation: "none"}
 	if m := r.members[n.fold(nick)]; m != nil {
-		o.Nick = m.nick
+		o.Nick = m.nick.String()
 		o.Role, o.Affiliation = n.is.roleAffiliation(m.modes)
 		if r.moderated && m.modes == "" {
 			o.Role = "visitor" // XEP-0045: no voice in a moderated room
 		}
 		if m.away {
-			o.Show, o.Status = "away", toXMPPText(m.awayMsg)
+			o.Show, o.Status = "away", toXMPPText(m.awayMsg.String())
 		}
 	}
 	if o.Nick != "" {
@@ -931,7 +957,7 @@ func (n *network) sendRoomJoined(r *room, w waiter) {
 	self := n.fold(n.nick)
 	for _, k := range keys {
 		if k != self {
-			rj.Occupants = append(rj.Occupants, n.occupant(r, r.members[k].nick))
+			rj.Occupants = append(rj.Occupants, n.occupant(r, r.members[k].nick.String()))
 		}
 	}
 	if w.fresh {

@@ -736,19 +736,19 @@ func (s *session) roomAdmin(ev bridge.RoomAdmin) {
 		return
 	}
 	reason := firstLine(ev.Reason)
-	req := &adminReq{room: r, nick: m.nick, iqID: ev.IQID, from: ev.From, at: time.Now()}
+	req := &adminReq{room: r, nick: m.nick.String(), iqID: ev.IQID, from: ev.From, at: time.Now()}
 	var msgs []ircmsg.Message
 	switch {
 	case ev.Affiliation == "outcast":
-		mask := m.nick + "!*@*"
-		if m.host != "" {
-			mask = "*!*@" + m.host
+		mask := m.nick.String() + "!*@*"
+		if m.host != (istr{}) {
+			mask = "*!*@" + m.host.String()
 		}
 		msgs = append(msgs, ircmsg.MakeMessage(nil, "", "MODE", r.name, "+b", mask))
-		msgs = append(msgs, kickMessage(r.name, m.nick, reason))
+		msgs = append(msgs, kickMessage(r.name, m.nick.String(), reason))
 		req.kind = "kick"
 	case ev.Role == "none":
-		msgs = append(msgs, kickMessage(r.name, m.nick, reason))
+		msgs = append(msgs, kickMessage(r.name, m.nick.String(), reason))
 		req.kind = "kick"
 	default:
 		modes := n.modesFor(m, ev.Role, ev.Affiliation)
@@ -762,7 +762,7 @@ func (s *session) roomAdmin(ev bridge.RoomAdmin) {
 		}
 		params := []string{r.name, modes}
 		for range strings.Trim(modes, "+-") {
-			params = append(params, m.nick)
+			params = append(params, m.nick.String())
 		}
 		// MODE takes at most a few targets per line; modesFor keeps to 3.
 		msgs = append(msgs, ircmsg.MakeMessage(nil, "", "MODE", params...))
