@@ -202,7 +202,7 @@ func (g *Gateway) user(transport string, from jid.JID, create bool) (*User, erro
 		log:       g.log.With("user", key.bare, "transport", transport),
 		ctx:       ctx,
 		cancel:    cancel,
-		inbox:     make(chan userEvent, inboxSize),
+		inbox:     make(chan Inbound, inboxSize),
 		network:   make(chan any, networkInboxSize),
 		done:      make(chan struct{}),
 		stop:      make(chan string),
@@ -256,19 +256,19 @@ func (g *Gateway) Dispatch(transport string, from jid.JID, ev Inbound) error {
 			return err
 		}
 	}
-	return g.deliver(transport, from, userEvent{inbound: ev})
+	return g.deliver(transport, from, ev)
 }
 
 // Query hands a user IQ for a remote address to the user's goroutine; the
 // session answers with an IQResult event.
 func (g *Gateway) Query(transport string, q Query) error {
-	return g.deliver(transport, q.From, userEvent{query: &q})
+	return g.deliver(transport, q.From, queryEvent{&q})
 }
 
 // deliver enqueues ev for the user. The enqueue happens under g.mu, as
 // does retire's check of the inbox, so an event can never land in the
 // inbox of a user goroutine that already decided to stop.
-func (g *Gateway) deliver(transport string, from jid.JID, ev userEvent) error {
+func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
 	for range 3 {
 		u, err := g.user(transport, from, true)
 		if err != nil {

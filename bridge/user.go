@@ -20,14 +20,19 @@ const inboxSize = 256
 // Post blocks when it is full, which pushes back on the network connection.
 const networkInboxSize = 64
 
-// userEvent is one unit of work for the user's goroutine. Exactly one field
-// is set. A struct rather than a closure keeps the hot path (one message)
-// free of a closure allocation.
-type userEvent struct {
-	inbound Inbound
-	query   *Query
-	fn      func(*User, Session)
-}
+// The inbox carries Inbound values: the events themselves, and two
+// wrappers for the other kinds of work. One interface value (16 bytes) per
+// slot keeps the inbox small (every user has 256 slots), and the hot path
+// (one message) needs no allocation.
+type (
+	// queryEvent is a query for the session.
+	queryEvent struct{ q *Query }
+	// fnEvent is work run on the user's goroutine (User.Do).
+	fnEvent func(*User, Session)
+)
+
+func (queryEvent) inbound() {}
+func (fnEvent) inbound()    {}
 
 // User is one XMPP user's presence in one transport. Its goroutine owns the
 // transport Session: every Session method runs there, so the session's state
@@ -42,7 +47,7 @@ type User struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	inbox   chan userEvent
+	inbox   chan Inbound
 	network chan any
 	done    chan struct{}
 	stop    chan string // DisconnectUser: close the session with this reason
@@ -128,7 +133,7 @@ func (u *User) Post(ev any) bool {
 // when the user stopped. Used by ad-hoc commands and by the gateway.
 func (u *User) Do(fn func(*User, Session)) bool {
 	select {
-	case u.inbox <- userEvent{fn: fn}:
+	case u.inbox <- fnEvent(fn):
 		return true
 	case <-u.ctx.Done():
 		return false
@@ -176,17 +181,17 @@ func (u *User) run(wg *sync.WaitGroup) {
 	}
 }
 
-func (u *User) handle(ev userEvent) {
-	switch {
-	case ev.fn != nil:
-		ev.fn(u, u.session)
-	case ev.query != nil:
-		u.session.HandleQuery(*ev.query)
-	case ev.inbound != nil:
-		if p, ok := ev.inbound.(UserPresence); ok {
-			u.trackPresence(p)
-		}
-		u.session.HandleInbound(ev.inbound)
+func (u *User) handle(ev Inbound) {
+	switch ev := ev.(type) {
+	case fnEvent:
+		ev(u, u.session)
+	case queryEvent:
+		u.session.HandleQuery(*ev.q)
+	case UserPresence:
+		u.trackPresence(ev)
+		u.session.HandleInbound(ev)
+	default:
+		u.session.HandleInbound(ev)
 	}
 }
 
