@@ -67,6 +67,9 @@ type GatewayIRCNetwork struct {
 	Address string
 	// TLS connects with TLS.
 	TLS bool
+	// Fingerprint pins the server certificate's SHA-256 (with TLS), e.g.
+	// InspIRCd.CertFingerprint of a self-signed test certificate.
+	Fingerprint string
 }
 
 // WriteGatewayConfig writes c as TOML to dir/switchboard.toml and returns
@@ -119,7 +122,11 @@ func gatewayDoc(dir string, c GatewayConfig) map[string]any {
 	if c.IRC != nil {
 		networks := make([]map[string]any, 0, len(c.IRC.Networks))
 		for _, n := range c.IRC.Networks {
-			networks = append(networks, map[string]any{"name": n.Name, "address": n.Address, "tls": n.TLS})
+			nt := map[string]any{"name": n.Name, "address": n.Address, "tls": n.TLS}
+			if n.Fingerprint != "" {
+				nt["fingerprint"] = n.Fingerprint
+			}
+			networks = append(networks, nt)
 		}
 		irc := map[string]any{"domain": c.IRC.Domain, "secret": c.IRC.Secret, "open": c.IRC.Open}
 		if len(networks) > 0 {

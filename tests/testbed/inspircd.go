@@ -30,6 +30,15 @@ type InspOptions struct {
 	ExtraModules []string
 	// ExtraConfig is appended to the config file.
 	ExtraConfig string
+	// TLS adds a second client port with TLS (ssl_gnutls, a self-signed
+	// certificate written into the server's directory, SHA-256 client
+	// certificate fingerprints) and loads sslinfo. See TLSAddr.
+	TLS bool
+	// Services names an IRC services server (e.g. "services.test") that
+	// may link to this one: InspIRCd then listens for servers on another
+	// port, loads spanningtree, services_account and sasl, u-lines the
+	// services server and sends SASL to it. StartAtheme links Atheme there.
+	Services string
 }
 
 // InspModules are the modules StartInspIRCd loads: CAP and the IRCv3
@@ -63,9 +72,17 @@ type InspIRCd struct {
 	// ConfigPath is the config file.
 	ConfigPath string
 
-	tb   testing.TB
-	port int
-	proc *process
+	// CertFingerprint is the SHA-256 fingerprint (lowercase hex) of the
+	// TLS listener's certificate, when InspOptions.TLS is set.
+	CertFingerprint string
+
+	tb       testing.TB
+	port     int
+	tlsPort  int    // 0 without InspOptions.TLS
+	linkPort int    // 0 without InspOptions.Services
+	services string // InspOptions.Services
+	linkPass string // the services link's password (both ways)
+	proc     *process
 }
 
 // StartInspIRCd writes a config into a new directory and runs `inspircd
@@ -86,8 +103,15 @@ func StartInspIRCd(tb testing.TB, opts InspOptions) *InspIRCd {
 		Dir:        dir,
 		ConfigPath: filepath.Join(dir, "inspircd.conf"),
 		tb:         tb,
+		services:   opts.Services,
 	}
 	writeFile(tb, filepath.Join(dir, "motd.txt"), "Switchboard test server\n")
+	if opts.TLS {
+		s.CertFingerprint = writeSelfSigned(tb, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), opts.ServerName)
+	}
+	if opts.Services != "" {
+		s.linkPass = randomHex(tb, 12)
+	}
 	args := []string{"--config", s.ConfigPath, "--nofork"}
 	if os.Geteuid() == 0 {
 		args = append(args, "--runasroot")
@@ -106,12 +130,20 @@ func StartInspIRCd(tb testing.TB, opts InspOptions) *InspIRCd {
 			opts.Port = FreePort(tb)
 		}
 		s.port = opts.Port
-		writeFile(tb, s.ConfigPath, inspConfig(dir, opts))
+		// The extra ports are always picked here, so a taken one is worth
+		// another try even when Port was given.
+		if opts.TLS {
+			s.tlsPort = FreePort(tb)
+		}
+		if opts.Services != "" {
+			s.linkPort = FreePort(tb)
+		}
+		writeFile(tb, s.ConfigPath, inspConfig(dir, opts, s))
 		err := s.start()
 		if err == nil {
 			return s
 		}
-		if taken := (*portTakenError)(nil); errors.As(err, &taken) && auto && attempt < 3 {
+		if taken := (*portTakenError)(nil); errors.As(err, &taken) && (auto || taken.addr != s.Addr()) && attempt < 3 {
 			tb.Logf("inspircd: %v; trying another port", err)
 			continue
 		}
@@ -122,7 +154,7 @@ func StartInspIRCd(tb testing.TB, opts InspOptions) *InspIRCd {
 // xmlAttr escapes s for a double-quoted config attribute.
 func xmlAttr(s string) string { return html.EscapeString(s) }
 
-func inspConfig(dir string, opts InspOptions) string {
+func inspConfig(dir string, opts InspOptions, s *InspIRCd) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("# written by switchboard/tests/testbed")
@@ -130,6 +162,25 @@ func inspConfig(dir string, opts InspOptions) string {
 	w(`<server name="%s" description="Switchboard test server" network="SwitchboardTest">`, xmlAttr(opts.ServerName))
 	w(`<admin name="Switchboard tests" nick="admin" email="nobody@localhost">`)
 	w(`<bind address="127.0.0.1" port="%d" type="clients">`, opts.Port)
+	if opts.TLS {
+		// requestclientcert: a client certificate is the user's CertFP
+		// (sslinfo), which SASL EXTERNAL hands to the services.
+		w(`<module name="ssl_gnutls">`)
+		w(`<module name="sslinfo">`)
+		w(`<sslprofile name="tls" provider="gnutls" certfile="%s" keyfile="%s" hash="sha256" requestclientcert="yes">`,
+			xmlAttr(filepath.Join(dir, "cert.pem")), xmlAttr(filepath.Join(dir, "key.pem")))
+		w(`<bind address="127.0.0.1" port="%d" type="clients" sslprofile="tls">`, s.tlsPort)
+	}
+	if opts.Services != "" {
+		w(`<module name="spanningtree">`)
+		w(`<module name="services_account">`)
+		w(`<module name="sasl">`)
+		w(`<bind address="127.0.0.1" port="%d" type="servers">`, s.linkPort)
+		w(`<link name="%s" ipaddr="127.0.0.1" allowmask="127.0.0.1" port="%d" sendpass="%s" recvpass="%s" timeout="20">`,
+			xmlAttr(opts.Services), s.linkPort, s.linkPass, s.linkPass)
+		w(`<uline server="%s" silent="yes">`, xmlAttr(opts.Services))
+		w(`<sasl target="%s" requiressl="no">`, xmlAttr(opts.Services))
+	}
 	pass := ""
 	if opts.Password != "" {
 		pass = fmt.Sprintf(` password="%s"`, xmlAttr(opts.Password))
@@ -175,6 +226,30 @@ func (s *InspIRCd) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.
 // Port is the server's TCP port.
 func (s *InspIRCd) Port() int { return s.port }
 
+// TLSAddr is the address of the TLS client port, 127.0.0.1:port ("" without
+// InspOptions.TLS).
+func (s *InspIRCd) TLSAddr() string {
+	if s.tlsPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tlsPort))
+}
+
+// TLSPort is the TLS client port (0 without InspOptions.TLS).
+func (s *InspIRCd) TLSPort() int { return s.tlsPort }
+
+// addrs are every address the server listens on.
+func (s *InspIRCd) addrs() []string {
+	addrs := []string{s.Addr()}
+	if s.tlsPort != 0 {
+		addrs = append(addrs, s.TLSAddr())
+	}
+	if s.linkPort != 0 {
+		addrs = append(addrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(s.linkPort)))
+	}
+	return addrs
+}
+
 // Start starts InspIRCd again (after Stop or Kill) on the same port and
 // waits until it listens.
 func (s *InspIRCd) Start() {
@@ -188,7 +263,7 @@ func (s *InspIRCd) start() error {
 	if err := s.proc.start(); err != nil {
 		return err
 	}
-	if err := s.proc.waitListening(startTimeout, s.Addr()); err != nil {
+	if err := s.proc.waitListening(startTimeout, s.addrs()...); err != nil {
 		s.proc.kill()
 		return err
 	}
