@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,14 @@ type ircStackOptions struct {
 	secondNetwork bool
 	// users are registered on Prosody besides alice, bob, carol and admin.
 	users []string
+	// atheme links Atheme (NickServ, SaslServ) to the InspIRCd (with
+	// insp: inspOpts.Services is set to services.test).
+	atheme bool
+	// tlsNetwork adds a network "secure" that reaches the InspIRCd's TLS
+	// port (inspOpts.TLS is set) directly, not through the tap, as
+	// localhost (the gateway refuses two networks on one host), pinning
+	// its certificate. Not with secondNetwork, which uses localhost too.
+	tlsNetwork bool
 }
 
 // ircStack is Prosody, one IRC server, a tap between the gateway and that
@@ -57,6 +66,7 @@ type ircStack struct {
 	prosody *testbed.Prosody
 	ng      *testbed.Ngircd
 	insp    *testbed.InspIRCd
+	atheme  *testbed.Atheme
 	tap     *ircTap
 	gw      *testbed.Gateway
 	// addr is the IRC server itself (test clients connect here directly).
@@ -66,14 +76,26 @@ type ircStack struct {
 func newIRCStack(t *testing.T, opts ircStackOptions) *ircStack {
 	t.Helper()
 	s := &ircStack{t: t}
+	if (opts.atheme || opts.tlsNetwork) && !opts.insp || opts.tlsNetwork && opts.secondNetwork {
+		t.Fatal("newIRCStack: atheme and tlsNetwork need insp; tlsNetwork and secondNetwork exclude each other")
+	}
 	s.prosody = testbed.StartProsody(t, testbed.ProsodyOptions{
 		Components: map[string]string{ircDomain: ircSecret},
 	})
 	users := append([]string{"alice", "bob", "carol", "admin"}, opts.users...)
 	registerUsers(t, s.prosody, users)
 	if opts.insp {
+		if opts.atheme {
+			opts.inspOpts.Services = "services.test"
+		}
+		if opts.tlsNetwork {
+			opts.inspOpts.TLS = true
+		}
 		s.insp = testbed.StartInspIRCd(t, opts.inspOpts)
 		s.addr = s.insp.Addr()
+		if opts.atheme {
+			s.atheme = testbed.StartAtheme(t, s.insp, testbed.AthemeOptions{})
+		}
 	} else {
 		o := opts.ngircd
 		o.NoFloodLimit = true
@@ -85,6 +107,9 @@ func newIRCStack(t *testing.T, opts ircStackOptions) *ircStack {
 	if opts.secondNetwork {
 		_, port, _ := net.SplitHostPort(s.tap.Addr())
 		networks = append(networks, testbed.GatewayIRCNetwork{Name: "other", Address: "localhost:" + port})
+	}
+	if opts.tlsNetwork {
+		networks = append(networks, testbed.GatewayIRCNetwork{Name: "secure", Address: "localhost:" + strconv.Itoa(s.insp.TLSPort()), TLS: true, Fingerprint: s.insp.CertFingerprint})
 	}
 	var extra map[string]any
 	if opts.irc != nil {

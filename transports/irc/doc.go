@@ -75,8 +75,12 @@
 // a private message's echo is its receipt), labeled-response (errors reach
 // the exact message), message-tags and msgid (stanza-ids), +draft/reply
 // (XEP-0461), multi-prefix, userhost-in-names, away-notify (Occupant.Show
-// "away"), account-notify, extended-join, chghost, batch, invite-notify and
-// SASL PLAIN or EXTERNAL (client certificate).
+// "away"), account-notify and extended-join (member accounts are tracked,
+// not shown to XMPP users yet), chghost, batch, invite-notify and SASL
+// PLAIN or EXTERNAL (client certificate). A SASL login that fails, or that
+// is configured but cannot be tried (no TLS for EXTERNAL, the server does
+// not offer SASL or the mechanism), is explained to the user in a notice
+// from the server JID, and the connection goes on without it.
 //
 // # identd
 //

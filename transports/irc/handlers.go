@@ -83,10 +83,13 @@ func (n *network) handle(m *ircmsg.Message) {
 		n.capEnd()
 	case "902", "904", "905", "906", "908":
 		if m.Command != "908" {
-			n.serverNotice(fmt.Sprintf("Logging in to %s with SASL failed: %s", n.name, last(m)))
+			n.serverNotice(fmt.Sprintf("Logging in to %s with SASL failed: %s. Connecting without logging in; %s", n.name, strings.TrimSuffix(last(m), "."), n.saslSettingsHint()))
 			n.capEnd()
 		}
 	case "001":
+		if !n.capEnded {
+			n.saslNotTried() // the server ignored CAP LS
+		}
 		n.capEnded = true
 		if words := strings.Fields(last(m)); len(words) > 0 {
 			if nuh, err := ircmsg.ParseNUH(words[len(words)-1]); err == nil && nuh.User != "" && nuh.Host != "" {
@@ -337,6 +340,7 @@ func (n *network) capReplied() {
 // capEnd ends capability negotiation once.
 func (n *network) capEnd() {
 	if !n.capEnded {
+		n.saslNotTried()
 		n.capEnded = true
 		n.capLS = nil // only needed during negotiation (CAP NEW refills it)
 		n.send(ircmsg.MakeMessage(nil, "", "CAP", "END"))
@@ -357,6 +361,42 @@ func (n *network) saslMechanism() string {
 		}
 	}
 	return ""
+}
+
+// saslNotTried tells the user why they are not logged in when a SASL
+// login is configured but negotiation ends without trying it (a failed
+// try has told them already). It runs before capLS is cleared: what the
+// server offered is the reason.
+func (n *network) saslNotTried() {
+	set := n.settings()
+	want := strings.ToUpper(set.net(n.key, keySASLMechanism))
+	if n.sasl != "" || want == "" {
+		return
+	}
+	offer, offered := n.capLS["sasl"]
+	var why string
+	switch {
+	case want == "PLAIN" && set.secret(n.key, secretSASLPassword) == "":
+		why = "no SASL password is saved"
+	case want == "EXTERNAL" && set.secret(n.key, secretClientCert) == "":
+		why = "no client certificate is saved"
+	case want == "EXTERNAL" && (n.info == nil || !n.info.tls):
+		why = "a client certificate needs TLS and this network is reached without it"
+	case n.capLS == nil:
+		why = "the server does not support IRCv3 capability negotiation"
+	case !offered:
+		why = "the server does not offer SASL"
+	case offer != "" && !containsWord(offer, want):
+		why = "the server offers SASL with " + strings.ReplaceAll(offer, ",", ", ") + " only"
+	default:
+		why = "the server refused the sasl capability"
+	}
+	n.serverNotice(fmt.Sprintf("Not logging in to %s with SASL %s: %s. Connecting without logging in; %s", n.name, want, why, n.saslSettingsHint()))
+}
+
+// saslSettingsHint says where the SASL settings are changed.
+func (n *network) saslSettingsHint() string {
+	return fmt.Sprintf("the SASL settings are in the configure command of %s@%s.", n.name, n.s.t.codec.Domain())
 }
 
 func (n *network) onAuthenticate(m *ircmsg.Message) {
