@@ -130,7 +130,7 @@ func (n *network) handle(m *ircmsg.Message) {
 	case "AWAY":
 		n.onAway(m)
 	case "ACCOUNT":
-		n.eachMember(sourceNick(m), func(_ *room, mem *member) { mem.account = intern(param(m, 0)) })
+		n.eachMember(sourceNick(m), func(_ *room, mem *member) { mem.setAccount(param(m, 0)) })
 	case "CHGHOST":
 		nick := sourceNick(m)
 		if n.isMe(nick) {
@@ -511,7 +511,7 @@ func (n *network) onNick(m *ircmsg.Message) {
 		occ := n.occupant(r, mem.nick.String())
 		delete(r.members, ok)
 		mem.nick = intern(nu)
-		r.members[n.fold(nu)] = mem
+		r.members[n.fold(mem.nick.String())] = mem
 		n.emitOccupant(r, bridge.OccupantChanged{Occupant: occ, NewNick: nu, Self: self})
 		if self && r.state == rsJoined {
 			r.selfNick = nu
@@ -574,7 +574,7 @@ func (n *network) onJoin(m *ircmsg.Message) {
 	mem := &member{nick: intern(nuh.Name), user: intern(nuh.User), host: intern(nuh.Host)}
 	if n.caps["extended-join"] {
 		if a := param(m, 1); a != "*" {
-			mem.account = intern(a)
+			mem.setAccount(a)
 		}
 	}
 	if r.names != nil {
@@ -715,9 +715,9 @@ func (n *network) onMode(m *ircmsg.Message) {
 				continue
 			}
 			if ch.adding {
-				mem.modes = n.is.addMode(mem.modes, ch.mode)
+				mem.modes = intern(n.is.addMode(mem.modes.String(), ch.mode))
 			} else {
-				mem.modes = removeMode(mem.modes, ch.mode)
+				mem.modes = intern(removeMode(mem.modes.String(), ch.mode))
 			}
 			touched = append(touched, mem)
 		case ch.mode == 'm':
@@ -776,10 +776,10 @@ func (n *network) onAway(m *ircmsg.Message) {
 	msg := param(m, 0)
 	away := msg != ""
 	n.eachMember(sourceNick(m), func(r *room, mem *member) {
-		if mem.away == away && mem.awayMsg.String() == msg {
+		if mem.away == away && mem.awayText() == msg {
 			return
 		}
-		mem.away, mem.awayMsg = away, intern(msg)
+		mem.setAway(away, msg)
 		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, mem.nick.String()), Self: n.isMe(mem.nick.String())})
 	})
 }
@@ -797,7 +797,10 @@ func (n *network) onNames(m *ircmsg.Message) {
 		if e.nick == "" {
 			continue
 		}
-		r.names[n.fold(e.nick)] = &member{nick: intern(e.nick), modes: e.modes, user: intern(e.user), host: intern(e.host)}
+		mem := &member{nick: intern(e.nick), modes: intern(e.modes), user: intern(e.user), host: intern(e.host)}
+		// The key from the interned nick: folding a nick that is already
+		// folded returns it, so the key shares its bytes.
+		r.names[n.fold(mem.nick.String())] = mem
 	}
 }
 
@@ -818,7 +821,7 @@ func (n *network) onEndOfNames(m *ircmsg.Message) {
 	old := r.members
 	for k, mem := range fresh { // NAMES does not say who is away
 		if o := old[k]; o != nil {
-			mem.away, mem.awayMsg, mem.account = o.away, o.awayMsg, o.account
+			mem.away, mem.more = o.away, o.more
 			if mem.user == (istr{}) {
 				mem.user, mem.host = o.user, o.host
 			}
@@ -919,7 +922,7 @@ func (n *network) diffMembers(r *room, old, fresh map[string]*member, flipped bo
 			continue
 		}
 		o := old[k]
-		_, affil := n.is.roleAffiliation(o.modes)
+		_, affil := n.is.roleAffiliation(o.modes.String())
 		n.emitOccupant(r, bridge.OccupantChanged{Occupant: bridge.Occupant{Nick: o.nick.String(), Role: "none", Affiliation: affil}, Gone: true})
 	}
 	keys = keys[:0]
@@ -931,7 +934,7 @@ func (n *network) diffMembers(r *room, old, fresh map[string]*member, flipped bo
 		if k == selfKey {
 			continue
 		}
-		if o := old[k]; o != nil && o.modes == fresh[k].modes && !(flipped && o.modes == "") {
+		if o := old[k]; o != nil && o.modes == fresh[k].modes && !(flipped && o.modes == (istr{})) {
 			continue
 		}
 		n.emitOccupant(r, bridge.OccupantChanged{Occupant: n.occupant(r, fresh[k].nick.String())})

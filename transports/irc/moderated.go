@@ -60,7 +60,7 @@ func (n *network) emitRoleFlip(r *room, actor string, skip map[*member]bool) {
 	}
 	keys := make([]string, 0, len(r.members))
 	for k, mem := range r.members {
-		if mem.modes == "" && !skip[mem] {
+		if mem.modes == (istr{}) && !skip[mem] {
 			keys = append(keys, k)
 		}
 	}

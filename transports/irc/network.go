@@ -165,13 +165,62 @@ type waiter struct {
 // strings are interned (istr), which also makes the N copies of one nick,
 // user and host share their bytes.
 type member struct {
-	nick    istr
-	user    istr
-	host    istr
+	nick  istr
+	user  istr
+	host  istr
+	modes istr        // membership modes, highest first
+	more  *memberMore // nil for a member without account or away message
+	away  bool
+}
+
+// memberMore is what few members have.
+type memberMore struct {
 	account istr
 	awayMsg istr
-	modes   string // membership modes, highest first
-	away    bool
+}
+
+// account is the member's services account ("" when not logged in).
+func (m *member) account() string {
+	if m.more == nil {
+		return ""
+	}
+	return m.more.account.String()
+}
+
+// setAccount records the account ("*" or "" when logged out).
+func (m *member) setAccount(a string) {
+	if a == "*" {
+		a = ""
+	}
+	m.setMore(intern(a), m.awayIstr())
+}
+
+// awayText is the away message.
+func (m *member) awayText() string { return m.awayIstr().String() }
+
+func (m *member) awayIstr() istr {
+	if m.more == nil {
+		return istr{}
+	}
+	return m.more.awayMsg
+}
+
+// setAway records the away state and message.
+func (m *member) setAway(away bool, msg string) {
+	m.away = away
+	acct := istr{}
+	if m.more != nil {
+		acct = m.more.account
+	}
+	m.setMore(acct, intern(msg))
+}
+
+func (m *member) setMore(account, awayMsg istr) {
+	if account == (istr{}) && awayMsg == (istr{}) {
+		m.more = nil
+		return
+	}
+	m.more = &memberMore{account: account, awayMsg: awayMsg}
 }
 
 // istr is an interned string (unique.Handle): 8 bytes, and one copy of the
@@ -925,12 +974,12 @@ func (n *network) occupant(r *room, nick string) bridge.Occupant {
 	o := bridge.Occupant{Nick: nick, Role: "participant", Affiliation: "none"}
 	if m := r.members[n.fold(nick)]; m != nil {
 		o.Nick = m.nick.String()
-		o.Role, o.Affiliation = n.is.roleAffiliation(m.modes)
-		if r.moderated && m.modes == "" {
+		o.Role, o.Affiliation = n.is.roleAffiliation(m.modes.String())
+		if r.moderated && m.modes == (istr{}) {
 			o.Role = "visitor" // XEP-0045: no voice in a moderated room
 		}
 		if m.away {
-			o.Show, o.Status = "away", toXMPPText(m.awayMsg.String())
+			o.Show, o.Status = "away", toXMPPText(m.awayText())
 		}
 	}
 	if o.Nick != "" {
@@ -1079,7 +1128,8 @@ func (n *network) changeNick(nick string, from jid.JID, room mapping.Address, id
 // modesFor returns the MODE change that gives m the role or affiliation
 // asked for ("" when nothing changes, "!" when IRC cannot express it).
 func (n *network) modesFor(m *member, role, affiliation string) string {
-	has := func(c byte) bool { return strings.IndexByte(m.modes, c) >= 0 }
+	modes := m.modes.String()
+	has := func(c byte) bool { return strings.IndexByte(modes, c) >= 0 }
 	supported := func(c byte) bool { return n.is.isPrefixMode(c) }
 	var plus, minus []byte
 	add := func(c byte) {
