@@ -154,6 +154,12 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}()
 	}
 
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		trimAfterBursts(linkCtx, log)
+	}()
+
 	gwErr := gw.Run(ctx)
 	log.Info("shutting down")
 	stopLinks()

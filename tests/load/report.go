@@ -47,7 +47,7 @@ func (b *bench) rows() []row {
 		{mJoinCPU, fmt.Sprintf("%d users join: gateway CPU (s)", n), "%.2f", -1},
 		{mJoinErrs, "joins that never completed (all rounds)", "%.0f", -1},
 		{mRSS0, "RSS before the users join (MiB)", "%.1f", -1},
-		{mRSS1, fmt.Sprintf("RSS with %d users joined (MiB)", n), "%.1f", -1},
+		{mRSS1, fmt.Sprintf("RSS with %d users joined, %s after the join (MiB)", n, rssSettle), "%.1f", -1},
 		{mRSSPerUser, "RSS per bridged user (KiB)", "%.1f", -1},
 		{mFDs, "open file descriptors", "%.0f", 0},
 		{mThreads, "threads", "%.0f", 0},
