@@ -74,7 +74,7 @@ func main() {
 	var o options
 	fs.IntVar(&o.users, "users", 100, "bridged XMPP users who join (besides the sender); each has its own IRC connection per gateway")
 	fs.IntVar(&o.perRoom, "per-room", 0, "users per channel (0: all in one channel); rooms of N users cost N² presences, so use e.g. 100 for -users 10000")
-	fs.IntVar(&o.messages, "messages", 2000, "messages per burst with one user in the room")
+	fs.IntVar(&o.messages, "messages", 5000, "messages per burst with one user in the room")
 	fs.IntVar(&o.fanoutMessages, "fanout-messages", 200, "messages per burst with all users of room 0 in the room")
 	fs.IntVar(&o.latency, "latency-samples", 300, "messages sent one at a time per direction and gateway")
 	fs.IntVar(&o.rounds, "rounds", 3, "times each burst is repeated (gateways alternate; the median is reported)")
