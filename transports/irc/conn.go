@@ -52,6 +52,9 @@ const (
 	// readBufMax is the longest line the reader accepts: tags (8191) and
 	// the 512-byte message.
 	readBufMax = 8192 + 512
+	// directGap: a line sent this soon after the last write goes to the
+	// writer (it is part of a stream), not out directly.
+	directGap = time.Millisecond
 )
 
 // outLine is one encoded line waiting to be written.
@@ -133,6 +136,9 @@ type conn struct {
 	// costs no goroutine stack); writers counts them for run.
 	writerUp bool
 	writers  sync.WaitGroup
+	// wrote is when the last write ended (direct writes are for lines
+	// that come alone; see sendRaw).
+	wrote time.Time
 	// tokens and refilled are the token bucket (when rate > 0).
 	tokens   float64
 	refilled time.Time
@@ -406,12 +412,15 @@ func encodeLine(msg *ircmsg.Message) ([]byte, error) {
 // sendRaw sends an encoded line; priority lines (PONG, PING) jump the
 // queue and the rate limit.
 //
-// When nothing is queued or being written, the bucket has a token and the
-// socket can take the line without blocking, the caller writes it itself:
-// handing it to the writer goroutine would cost a wake-up and put the line
-// behind whatever else the caller's P runs first (the reflection to XMPP,
-// the archive), which is latency on every message. Otherwise the line is
-// queued for the writer.
+// A line that comes alone (nothing queued or being written, nothing
+// written in the last directGap) is written by the caller itself when the
+// bucket has a token and the socket can take it without blocking: handing
+// it to the writer goroutine would cost a wake-up and put the line behind
+// whatever else the caller's P runs first (the reflection to XMPP, the
+// archive), which is latency on every message of a conversation. Lines
+// that come in a stream go to the writer, which writes them in batches:
+// one system call for many lines, where direct writes would pay two per
+// line.
 func (c *conn) sendRaw(b []byte, priority bool) error {
 	c.mu.Lock()
 	switch {
@@ -422,13 +431,14 @@ func (c *conn) sendRaw(b []byte, priority bool) error {
 		c.mu.Unlock()
 		return errQueueFull
 	}
-	if nc := c.nc; nc != nil && !c.writing && len(c.queue) == 0 && c.writable() && c.takeToken(priority) {
+	if nc := c.nc; nc != nil && !c.writing && len(c.queue) == 0 && time.Since(c.wrote) > directGap && c.writable() && c.takeToken(priority) {
 		c.writing = true
 		c.mu.Unlock()
 		nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		_, err := nc.Write(b)
 		c.mu.Lock()
 		c.writing = false
+		c.wrote = time.Now()
 		if len(c.queue) > 0 {
 			c.ensureWriter()
 		}
@@ -650,6 +660,7 @@ func (c *conn) writeLoop(nc net.Conn) {
 		_, err := nc.Write(wbuf)
 		c.mu.Lock()
 		c.writing = false
+		c.wrote = time.Now()
 		c.mu.Unlock()
 		if err != nil {
 			c.log.Debug("writing to the IRC server failed", "err", err)
