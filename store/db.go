@@ -36,10 +36,9 @@ type querier interface {
 // txn is a transaction.
 type txn interface {
 	querier
-	// insertSeqs runs the INSERT q once per element of args, in order, and
-	// returns the generated values of column col, which must be the
-	// table's integer primary key.
-	insertSeqs(ctx context.Context, q, col string, args [][]any) ([]int64, error)
+	// execBatch runs the statement q once per element of args, in order
+	// (a prepared statement on SQLite, one pipelined batch on PostgreSQL).
+	execBatch(ctx context.Context, q string, args [][]any) error
 	commit(ctx context.Context) error
 	rollback(ctx context.Context) error
 }
@@ -68,10 +67,6 @@ type dialect struct {
 	// second process from migrating at the same time ("" when the
 	// transaction itself is enough).
 	lockMigrations string
-	// lockArchive, run first in AppendArchive's transaction, makes
-	// archive transactions commit in Seq order so that a reader paging
-	// forward never skips an entry committed later with a smaller Seq.
-	lockArchive string
 	// migrations are this database's embedded migrations.
 	migrations []migration
 }

@@ -21,6 +21,12 @@ type migration struct {
 	sql     string
 }
 
+// migrationSteps are Go code that runs after the SQL of a version, in the
+// same transaction, for both databases: for what SQL alone cannot convert.
+var migrationSteps = map[int]func(ctx context.Context, tx txn) error{
+	2: chunkArchive, // migrate_archive.go
+}
+
 // loadMigrations reads migrations/<dir>. The versions must run 1, 2, 3…
 // without gaps; anything else is a bug in the build, so it panics.
 func loadMigrations(dir string) []migration {
@@ -54,10 +60,16 @@ func SchemaVersion() int {
 	return len(sqliteDialect.migrations)
 }
 
-// migrate brings the schema up to date: each pending migration runs in its
-// own transaction and is recorded in schema_version. A database newer than
-// this code is an error.
+// migrate brings the schema up to date: each pending migration (its SQL,
+// then its Go step if it has one) runs in its own transaction and is
+// recorded in schema_version. A database newer than this code is an error.
 func migrate(ctx context.Context, b backend) error {
+	return migrateTo(ctx, b, len(b.dialect().migrations))
+}
+
+// migrateTo migrates up to version target (tests build old databases with
+// it).
+func migrateTo(ctx context.Context, b backend, target int) error {
 	d := b.dialect()
 	// Two processes creating it at once can collide (PostgreSQL's IF NOT
 	// EXISTS is not atomic): the second try then finds it.
@@ -80,7 +92,10 @@ func migrate(ctx context.Context, b backend) error {
 	if cur > known {
 		return fmt.Errorf("store: %s database: %w", d.name, tooNew(cur))
 	}
-	for _, m := range d.migrations[cur:] {
+	if cur >= int64(target) {
+		return nil
+	}
+	for _, m := range d.migrations[cur:target] {
 		err := runTx(ctx, b, func(tx txn) error {
 			if d.lockMigrations != "" {
 				if _, err := tx.exec(ctx, d.lockMigrations); err != nil {
@@ -102,6 +117,11 @@ func migrate(ctx context.Context, b backend) error {
 			}
 			if _, err := tx.exec(ctx, m.sql); err != nil {
 				return fmt.Errorf("applying %s: %w", m.name, err)
+			}
+			if step := migrationSteps[m.version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("applying %s (its Go step): %w", m.name, err)
+				}
 			}
 			if _, err := tx.exec(ctx, "INSERT INTO schema_version (version, applied) VALUES (?, ?)", m.version, dbTime(time.Now())); err != nil {
 				return fmt.Errorf("recording %s: %w", m.name, err)

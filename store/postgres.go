@@ -12,15 +12,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// archiveLockKey is the pg_advisory_xact_lock key that orders archive
-// appends ("switchbd" in ASCII).
-const archiveLockKey = 0x7377697463686264
-
 var postgresDialect = &dialect{
 	name:               "postgres",
 	schemaVersionTable: "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, applied TIMESTAMPTZ NOT NULL)",
 	lockMigrations:     "LOCK TABLE schema_version IN EXCLUSIVE MODE",
-	lockArchive:        "SELECT pg_advisory_xact_lock(" + strconv.FormatInt(archiveLockKey, 10) + ")",
 	migrations:         loadMigrations("postgres"),
 }
 
@@ -102,25 +97,24 @@ type pgTx struct {
 	tx pgx.Tx
 }
 
-// insertSeqs sends all rows in one pipelined batch: one round trip.
-func (t pgTx) insertSeqs(ctx context.Context, s, col string, args [][]any) ([]int64, error) {
-	s = pgPlaceholders(s) + " RETURNING " + col
+// execBatch sends all statements in one pipelined batch: one round trip.
+func (t pgTx) execBatch(ctx context.Context, s string, args [][]any) error {
+	if len(args) == 0 {
+		return nil
+	}
+	s = pgPlaceholders(s)
 	batch := &pgx.Batch{}
 	for _, a := range args {
 		batch.Queue(s, a...)
 	}
 	br := t.tx.SendBatch(ctx, batch)
-	out := make([]int64, len(args))
-	for i := range args {
-		if err := br.QueryRow().Scan(&out[i]); err != nil {
+	for range args {
+		if _, err := br.Exec(); err != nil {
 			br.Close()
-			return nil, err
+			return err
 		}
 	}
-	if err := br.Close(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return br.Close()
 }
 
 func (t pgTx) commit(ctx context.Context) error   { return t.tx.Commit(ctx) }

@@ -170,25 +170,22 @@ type sqliteTx struct {
 	tx *sql.Tx
 }
 
-// insertSeqs reuses one prepared statement; an INTEGER PRIMARY KEY is the
-// rowid, so LastInsertId is col (cheaper than RETURNING).
-func (t sqliteTx) insertSeqs(ctx context.Context, s, _ string, args [][]any) ([]int64, error) {
+// execBatch reuses one prepared statement.
+func (t sqliteTx) execBatch(ctx context.Context, s string, args [][]any) error {
+	if len(args) == 0 {
+		return nil
+	}
 	st, err := t.tx.PrepareContext(ctx, s)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer st.Close()
-	out := make([]int64, len(args))
-	for i, a := range args {
-		res, err := st.ExecContext(ctx, sqliteArgs(a)...)
-		if err != nil {
-			return nil, err
-		}
-		if out[i], err = res.LastInsertId(); err != nil {
-			return nil, err
+	for _, a := range args {
+		if _, err := st.ExecContext(ctx, sqliteArgs(a)...); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 func (t sqliteTx) commit(context.Context) error   { return t.tx.Commit() }

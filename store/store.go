@@ -5,10 +5,21 @@
 //
 // Store is one interface with two implementations, both returned by Open:
 // SQLite through modernc.org/sqlite (the default, no cgo) and PostgreSQL
-// through pgx. Open migrates the schema (embedded, versioned SQL files)
-// and checks the key (LoadOrCreateKey, ParseKey) that encrypts
+// through pgx. Open migrates the schema (embedded, versioned SQL files,
+// each optionally followed by a Go step in the same transaction) and
+// checks the key (LoadOrCreateKey, ParseKey) that encrypts
 // Account.Secrets with AES-256-GCM. Times come back in UTC, truncated to
 // microseconds.
+//
+// The archive is kept in chunks: a row of archive_chunks holds many
+// entries of one archive (user, transport, peer) in a compact binary blob,
+// with the range of their seqs (first_seq, last_seq) and times (first_at,
+// last_at) as columns, so that an entry costs a few dozen bytes of
+// encoding rather than a row and its index entries. AppendArchive writes
+// one chunk per archive and batch; QueryArchive finds chunks by seq range
+// and merges their entries; PruneArchive drops old chunks and rewrites the
+// few that straddle the cut. Archive ids encode the order key (Seq) in
+// their first 13 characters (NewArchiveID, ArchiveSeq).
 package store
 
 import (
@@ -49,7 +60,10 @@ type MessageID struct {
 
 // ArchiveEntry is one archived message of a room or conversation.
 type ArchiveEntry struct {
-	ID        string // unique archive id (becomes the XEP-0359 stanza-id)
+	// ID is the archive id (it becomes the XEP-0359 stanza-id):
+	// NewArchiveID(), alone or followed by "~" and a suffix of the
+	// caller's. It is unique within the archive of a user and transport.
+	ID        string
 	User      string // bare JID the archive belongs to
 	Transport string
 	Peer      string // room or contact key, e.g. "#chan%net"
@@ -60,7 +74,9 @@ type ArchiveEntry struct {
 	RemoteID  string // network message id if any
 	OriginID  string
 	Time      time.Time
-	Seq       int64 // monotonically increasing order key, set by the store
+	// Seq is the order key parsed from the ID (ArchiveSeq); the store
+	// sets it. Entries are ordered by ID: Seq, then the suffix.
+	Seq int64
 }
 
 // ArchiveQuery selects archive entries (XEP-0313 with RSM). User and
@@ -134,8 +150,9 @@ type Store interface {
 	FindByRemoteID(ctx context.Context, user, transport, peer, remoteID string) (*MessageID, error)
 
 	// AppendArchive writes many entries in one transaction (group
-	// commit); it sets ID when empty, Seq, and Time when zero. On error
-	// nothing was written and the entries are unchanged.
+	// commit); it sets ID when empty (NewArchiveID), Seq (from the ID),
+	// and Time when zero (now). An ID that is not an archive id fails the
+	// batch. On error nothing was written and the entries are unchanged.
 	AppendArchive(ctx context.Context, entries []ArchiveEntry) error
 	// QueryArchive returns one page (see ArchiveQuery). An AfterID or
 	// BeforeID not in that archive is an error wrapping ErrNotFound.

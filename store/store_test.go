@@ -60,6 +60,11 @@ func testStore(t *testing.T, b testBackend) {
 		{"ArchivePaging", testArchivePaging},
 		{"ArchiveFilters", testArchiveFilters},
 		{"ArchiveLimits", testArchiveLimits},
+		{"ArchiveOutOfOrder", testArchiveOutOfOrder},
+		{"ArchiveModel", testArchiveModel},
+		{"ArchiveCorrupt", testArchiveCorrupt},
+		{"ArchivePruneChunks", testArchivePruneChunks},
+		{"MigrateArchive", testMigrateArchive},
 		{"Prune", testPrune},
 		{"Queue", testQueue},
 		{"State", testState},
@@ -270,9 +275,13 @@ func fillUser(t *testing.T, s Store, user, transport string) {
 func countRows(t *testing.T, s *sqlStore, user, transport string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
-	for _, table := range []string{"accounts", "message_ids", "archive", "queue", "state"} {
+	for _, table := range []string{"accounts", "message_ids", "archive_chunks", "queue", "state"} {
+		count := "COUNT(*)"
+		if table == "archive_chunks" {
+			count = "COALESCE(SUM(entries), 0)" // archive entries
+		}
 		var n int64
-		if err := s.b.reader().queryRow(ctx, "SELECT COUNT(*) FROM "+table+" WHERE user_jid = ? AND transport = ?", user, transport).Scan(&n); err != nil {
+		if err := s.b.reader().queryRow(ctx, "SELECT "+count+" FROM "+table+" WHERE user_jid = ? AND transport = ?", user, transport).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		out[table] = n
@@ -401,25 +410,32 @@ func testArchiveAppend(t *testing.T, b testBackend) {
 		t.Fatalf("empty batch: %v", err)
 	}
 	at := time.Date(2025, 1, 1, 0, 0, 0, 987654321, time.FixedZone("X", 3600))
+	ownID := NewArchiveID() + "~my-own-id" // made before the others: it sorts first
 	es := []ArchiveEntry{
 		{User: "u@x", Transport: "irc", Peer: "#a%net", Nick: "bob", Body: "hello", Time: at, RemoteID: "msgid1", OriginID: "o1"},
-		{User: "u@x", Transport: "irc", Peer: "#a%net", Outgoing: true, Action: true, Body: "waves", ID: "my-own-id"},
+		{User: "u@x", Transport: "irc", Peer: "#a%net", Outgoing: true, Action: true, Body: "waves", ID: ownID},
 		{User: "u@x", Transport: "irc", Peer: "#a%net", Nick: "bob", Body: "émoji 🎉\x00nul\xff"},
 	}
 	if err := s.AppendArchive(ctx, es); err != nil {
 		t.Fatal(err)
 	}
-	if es[0].ID == "" || len(es[0].ID) != 26 || es[1].ID != "my-own-id" || es[0].ID == es[2].ID {
+	if len(es[0].ID) != ArchiveIDLen || es[1].ID != ownID || es[0].ID == es[2].ID {
 		t.Fatalf("ids: %q %q %q", es[0].ID, es[1].ID, es[2].ID)
 	}
-	if !(es[0].Seq > 0 && es[1].Seq > es[0].Seq && es[2].Seq > es[1].Seq) {
-		t.Fatalf("seqs not increasing in slice order: %d %d %d", es[0].Seq, es[1].Seq, es[2].Seq)
+	for i, e := range es {
+		if seq, ok := ArchiveSeq(e.ID); !ok || seq != e.Seq {
+			t.Fatalf("entry %d: Seq %d, ArchiveSeq(%q) = %d, %v", i, e.Seq, e.ID, seq, ok)
+		}
 	}
-	if !es[0].Time.Equal(at.Truncate(time.Microsecond)) || es[0].Time.Location() != time.UTC {
-		t.Fatalf("time normalised to %v", es[0].Time)
+	if !(es[1].Seq < es[0].Seq && es[0].Seq < es[2].Seq) {
+		t.Fatalf("seqs: given id %d, assigned in slice order %d %d", es[1].Seq, es[0].Seq, es[2].Seq)
 	}
-	if es[1].Time.IsZero() || time.Since(es[1].Time) > time.Minute {
-		t.Fatalf("zero time not set to now: %v", es[1].Time)
+	es[0], es[1] = es[1], es[0] // id order
+	if !es[1].Time.Equal(at.Truncate(time.Microsecond)) || es[1].Time.Location() != time.UTC {
+		t.Fatalf("time normalised to %v", es[1].Time)
+	}
+	if es[0].Time.IsZero() || time.Since(es[0].Time) > time.Minute {
+		t.Fatalf("zero time not set to now: %v", es[0].Time)
 	}
 	page, err := s.QueryArchive(ctx, ArchiveQuery{User: "u@x", Transport: "irc", Peer: "#a%net"})
 	if err != nil {
@@ -438,20 +454,24 @@ func testArchiveAppend(t *testing.T, b testBackend) {
 		}
 	}
 
-	// A duplicate id fails the whole batch and leaves the entries alone.
-	bad := []ArchiveEntry{
-		{User: "u@x", Transport: "irc", Peer: "#a%net", Body: "new"},
-		{User: "u@x", Transport: "irc", Peer: "#a%net", Body: "dup", ID: "my-own-id"},
+	// An id that is not an archive id fails the whole batch and leaves
+	// the entries alone.
+	for _, id := range []string{"my-own-id", strings.ToUpper(NewArchiveID()), NewArchiveID() + "x", NewArchiveID()[1:],
+		"8" + NewArchiveID()[1:], NewArchiveID() + "~bad\xff", NewArchiveID() + "~nul\x00"} {
+		bad := []ArchiveEntry{
+			{User: "u@x", Transport: "irc", Peer: "#a%net", Body: "new"},
+			{User: "u@x", Transport: "irc", Peer: "#b%net", Body: "bad id", ID: id},
+		}
+		if err := s.AppendArchive(ctx, bad); err == nil {
+			t.Fatalf("id %q accepted", id)
+		}
+		if bad[0].ID != "" || bad[0].Seq != 0 || !bad[0].Time.IsZero() || bad[1].ID != id {
+			t.Fatalf("failed batch changed the entries: %+v", bad)
+		}
 	}
-	if err := s.AppendArchive(ctx, bad); err == nil {
-		t.Fatal("duplicate id accepted")
-	}
-	if bad[0].ID != "" || bad[0].Seq != 0 {
-		t.Fatalf("failed batch changed the entries: %+v", bad[0])
-	}
-	page, err = s.QueryArchive(ctx, ArchiveQuery{User: "u@x", Transport: "irc", Peer: "#a%net"})
+	page, err = s.QueryArchive(ctx, ArchiveQuery{User: "u@x", Transport: "irc"})
 	if err != nil || page.Count != 3 {
-		t.Fatalf("after failed batch: count %d, %v", page.Count, err)
+		t.Fatalf("after failed batches: count %d, %v", page.Count, err)
 	}
 	if err := s.AppendArchive(ctx, []ArchiveEntry{{User: "u@x", Transport: "irc"}}); err == nil {
 		t.Fatal("entry without peer accepted")
@@ -830,8 +850,8 @@ func testConcurrentWriters(t *testing.T, b testBackend) {
 	}
 	s := stores[0].(*sqlStore)
 	var n int64
-	if err := s.b.reader().queryRow(ctx, "SELECT COUNT(*) FROM archive").Scan(&n); err != nil || n != writers*rounds*5 {
-		t.Fatalf("archive has %d rows, want %d (%v)", n, writers*rounds*5, err)
+	if err := s.b.reader().queryRow(ctx, "SELECT SUM(entries) FROM archive_chunks").Scan(&n); err != nil || n != writers*rounds*5 {
+		t.Fatalf("archive has %d entries, want %d (%v)", n, writers*rounds*5, err)
 	}
 	// Every user's archive is in append order with unique seqs.
 	for w := range writers {
@@ -928,32 +948,6 @@ func TestOpenUnknownDriver(t *testing.T) {
 	_, err := Open(ctx, "mysql", "x", testKey(1))
 	if err == nil || !strings.Contains(err.Error(), `"sqlite"`) || !strings.Contains(err.Error(), `"postgres"`) {
 		t.Fatalf("Open(mysql) = %v", err)
-	}
-}
-
-func TestArchiveIDs(t *testing.T) {
-	seen := map[string]bool{}
-	prev := ""
-	for range 1000 {
-		id := NewArchiveID()
-		if len(id) != 26 || seen[id] || strings.Trim(id, crockford) != "" {
-			t.Fatalf("bad id %q", id)
-		}
-		if id[:10] < prev[:min(10, len(prev))] {
-			t.Fatalf("time prefix went backwards: %q after %q", id, prev)
-		}
-		seen[id] = true
-		prev = id
-	}
-	var max [16]byte
-	for i := range max {
-		max[i] = 0xff
-	}
-	if got := encodeULID(max); got != "7ZZZZZZZZZZZZZZZZZZZZZZZZZ" {
-		t.Fatalf("encodeULID(max) = %s", got)
-	}
-	if got := encodeULID([16]byte{15: 1}); got != "00000000000000000000000001" {
-		t.Fatalf("encodeULID(1) = %s", got)
 	}
 }
 

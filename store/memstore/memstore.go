@@ -7,6 +7,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -22,7 +23,6 @@ type Store struct {
 	archive  []store.ArchiveEntry
 	queue    map[int64]store.QueueItem
 	state    map[[3]string][]byte
-	seq      int64
 	qseq     int64
 }
 
@@ -155,35 +155,63 @@ func (s *Store) FindByRemoteID(_ context.Context, user, transport, peer, remoteI
 	})
 }
 
-// AppendArchive implements store.Store.
+// AppendArchive implements store.Store with the id rules of the real
+// stores: an empty ID becomes store.NewArchiveID(), any other must be an
+// archive id (optionally followed by "~" and a suffix) or the whole batch
+// fails unchanged; Seq is the ID's seq and a zero Time becomes now.
 func (s *Store) AppendArchive(_ context.Context, entries []store.ArchiveEntry) error {
+	ids := make([]string, len(entries))
+	seqs := make([]int64, len(entries))
+	for i, e := range entries {
+		if e.User == "" || e.Transport == "" || e.Peer == "" {
+			return fmt.Errorf("memstore: append archive: entry %d: user, transport and peer must not be empty", i)
+		}
+		ids[i] = e.ID
+		if ids[i] == "" {
+			ids[i] = store.NewArchiveID()
+		}
+		seq, ok := store.ArchiveSeq(ids[i])
+		if !ok || len(ids[i]) > store.ArchiveIDLen && ids[i][store.ArchiveIDLen] != '~' {
+			return fmt.Errorf("memstore: append archive: entry %d: id %q is not an archive id", i, ids[i])
+		}
+		seqs[i] = seq
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range entries {
-		s.seq++
-		entries[i].Seq = s.seq
-		if entries[i].ID == "" {
-			entries[i].ID = fmt.Sprintf("mem-%d", s.seq)
+		e := &entries[i]
+		e.ID, e.Seq = ids[i], seqs[i]
+		if e.Time.IsZero() {
+			e.Time = now
+		} else {
+			e.Time = e.Time.UTC().Truncate(time.Microsecond)
 		}
-		s.archive = append(s.archive, entries[i])
+		s.archive = append(s.archive, *e)
 	}
 	return nil
 }
 
 // QueryArchive implements store.Store with the same paging rules as the
-// real stores (chronological pages; Before pages backwards).
+// real stores (pages in id order; Before pages backwards; Peer "" is every
+// peer; a cursor not in the archive is ErrNotFound).
 func (s *Store) QueryArchive(_ context.Context, q store.ArchiveQuery) (*store.ArchivePage, error) {
+	if q.User == "" || q.Transport == "" {
+		return nil, fmt.Errorf("memstore: query archive: user and transport must not be empty")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	limit := q.Limit
 	if limit <= 0 {
-		limit = 50
+		limit = store.DefaultArchiveLimit
 	}
-	var match []store.ArchiveEntry
+	limit = min(limit, store.MaxArchiveLimit)
+	var archive, match []store.ArchiveEntry
 	for _, e := range s.archive {
-		if e.User != q.User || e.Transport != q.Transport || e.Peer != q.Peer {
+		if e.User != q.User || e.Transport != q.Transport || q.Peer != "" && e.Peer != q.Peer {
 			continue
 		}
+		archive = append(archive, e)
 		if q.With != "" && e.Nick != q.With {
 			continue
 		}
@@ -192,38 +220,23 @@ func (s *Store) QueryArchive(_ context.Context, q store.ArchiveQuery) (*store.Ar
 		}
 		match = append(match, e)
 	}
-	page := &store.ArchivePage{Count: len(match)}
-	index := func(id string) (int, error) {
-		for i, e := range match {
-			if e.ID == id {
-				return i, nil
-			}
+	sort.SliceStable(match, func(i, j int) bool { return match[i].ID < match[j].ID })
+	for _, id := range []string{q.AfterID, q.BeforeID} {
+		if id != "" && !slices.ContainsFunc(archive, func(e store.ArchiveEntry) bool { return e.ID == id }) {
+			return nil, fmt.Errorf("archive id %q: %w", id, store.ErrNotFound)
 		}
-		return 0, fmt.Errorf("archive id %q: %w", id, store.ErrNotFound)
 	}
-	lo, hi := 0, len(match)
-	if q.AfterID != "" {
-		i, err := index(q.AfterID)
-		if err != nil {
-			return nil, err
+	var in []store.ArchiveEntry
+	for _, e := range match {
+		if (q.AfterID == "" || e.ID > q.AfterID) && (q.BeforeID == "" || e.ID < q.BeforeID) {
+			in = append(in, e)
 		}
-		lo = i + 1
 	}
-	if q.BeforeID != "" {
-		i, err := index(q.BeforeID)
-		if err != nil {
-			return nil, err
-		}
-		hi = i
-	}
+	page := &store.ArchivePage{Count: len(match), Complete: len(in) <= limit}
 	if q.Before || q.BeforeID != "" {
-		from := max(lo, hi-limit)
-		page.Entries = append(page.Entries, match[from:hi]...)
-		page.Complete = from == lo
+		page.Entries = append(page.Entries, in[max(0, len(in)-limit):]...)
 	} else {
-		to := min(hi, lo+limit)
-		page.Entries = append(page.Entries, match[lo:to]...)
-		page.Complete = to == hi
+		page.Entries = append(page.Entries, in[:min(len(in), limit)]...)
 	}
 	return page, nil
 }

@@ -3,6 +3,7 @@ package irc
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,7 @@ type archiver struct {
 	log     *slog.Logger
 	in      chan store.ArchiveEntry
 	dropped atomic.Int64
+	ids     msgidIDs
 	// flushed, when set (tests), is signalled after every write.
 	flushed chan struct{}
 }
@@ -119,4 +121,36 @@ func (a *archiver) write(batch []store.ArchiveEntry) {
 			a.log.Warn("an IRC archive entry could not be written", "user", batch[i].User, "peer", batch[i].Peer, "err", err)
 		}
 	}
+}
+
+// msgidIDs gives an IRC msgid one archive id (store.NewArchiveID()+"~"+
+// msgid) for every user of the transport: an archive id need only be
+// unique within one user's archive, where a msgid appears once. A message
+// that reaches N users of the gateway costs one id, and a later reference
+// to its msgid (+draft/reply) maps back to the stanza-id the message had,
+// as long as it is among the last recentMsgids to recentMsgids*2 msgids
+// (older references get a new id, which matches nothing).
+type msgidIDs struct {
+	mu        sync.Mutex
+	cur, prev map[string]string
+}
+
+const recentMsgids = 1 << 15
+
+// id returns the archive id of msgid, making one if it is not recent.
+func (m *msgidIDs) id(msgid string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id, ok := m.cur[msgid]; ok {
+		return id
+	}
+	id, ok := m.prev[msgid]
+	if !ok {
+		id = store.NewArchiveID() + "~" + msgid
+	}
+	if m.cur == nil || len(m.cur) >= recentMsgids {
+		m.prev, m.cur = m.cur, make(map[string]string)
+	}
+	m.cur[msgid] = id
+	return id
 }

@@ -102,11 +102,16 @@
 //
 // Channel messages are archived per user (store.AppendArchive, written in
 // batches by one goroutine of the transport) for history_days and served
-// for XEP-0313 queries and MUC history on join. The stanza-id of a message
-// is its IRC msgid; when archiving is on it is the msgid followed by "~"
-// and a short per-user tag, because archive ids are unique over the whole
-// store and two users of the gateway see the same msgid. Messages without
-// msgid get a fresh archive id.
+// for XEP-0313 queries and MUC history on join. When archiving is on, the
+// stanza-id of a message is an archive id (store.NewArchiveID, whose seq
+// orders the archive) followed by "~" and the IRC msgid; every user of the
+// gateway who gets that message gets the same stanza-id (archive ids are
+// unique per user's archive), and a +draft/reply naming a recent msgid
+// maps back to it. Messages without msgid get a bare archive id. When
+// archiving is off, the stanza-id is the msgid itself. Replies from XMPP
+// go to IRC with the msgid behind the stanza-id, including ids of the
+// older form msgid~tag; ids of messages archived before the archive was
+// kept in chunks (store schema version 2) carry no msgid any more.
 //
 // # Settings
 //

@@ -44,7 +44,6 @@ func TestIRCv3InspIRCd(t *testing.T) {
 			t.Errorf("capability %s not enabled (have %v)", c, enabled)
 		}
 	}
-	s := n.s
 
 	// Incoming: msgid and server-time.
 	bob.Privmsg("#v3", "tagged")
@@ -52,7 +51,7 @@ func TestIRCv3InspIRCd(t *testing.T) {
 	if m.StanzaID == "" || m.Time.IsZero() {
 		t.Fatalf("message = %+v (want stanza-id from msgid and a time)", m)
 	}
-	msgid := strings.TrimSuffix(m.StanzaID, "~"+s.tag)
+	msgid := msgidOfStanzaID(t, m.StanzaID)
 
 	// Outgoing: reflected after the echo, with the echo's msgid, and
 	// carrying +draft/reply.
@@ -66,7 +65,7 @@ func TestIRCv3InspIRCd(t *testing.T) {
 	if refl.StanzaID == "" || refl.OriginID != "o1" || refl.Time.IsZero() {
 		t.Fatalf("reflection = %+v", refl)
 	}
-	bob.Send("@+draft/reply=" + strings.TrimSuffix(refl.StanzaID, "~"+s.tag) + " PRIVMSG #v3 :thanks")
+	bob.Send("@+draft/reply=" + msgidOfStanzaID(t, refl.StanzaID) + " PRIVMSG #v3 :thanks")
 	if m := expectEv(h, func(m bridge.Message) bool { return m.Body == "thanks" }, wait); m.Reply == nil || m.Reply.ID != refl.StanzaID {
 		t.Fatalf("reply = %+v", m.Reply)
 	}

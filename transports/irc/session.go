@@ -903,14 +903,16 @@ func (s *session) historyDays(network string) int {
 
 // ---------------------------------------------------------------- helpers
 
-// stanzaID returns the XEP-0359 stanza-id (and archive id) of a message:
-// derived from the IRC msgid when the server gave one (made unique per
-// user when the archive is on, since archive ids are unique store-wide),
-// otherwise a new archive id when archiving, otherwise "".
+// stanzaID returns the XEP-0359 stanza-id (and archive id) of a message.
+// With the archive on: store.NewArchiveID()+"~"+msgid when the server gave
+// a msgid, the same for every user of the transport and every later call
+// with that msgid while it is recent (so that a +draft/reply reference
+// maps to the stanza-id the message had; see msgidIDs), or a new archive
+// id without a msgid. With the archive off: the msgid itself, or "".
 func (s *session) stanzaID(msgid string, archived bool) string {
 	switch {
 	case msgid != "" && archived:
-		return msgid + "~" + s.tag
+		return s.t.archive.ids.id(msgid)
 	case msgid != "":
 		return msgid
 	case archived:
@@ -920,9 +922,18 @@ func (s *session) stanzaID(msgid string, archived bool) string {
 }
 
 // msgidOf undoes stanzaID: the IRC msgid behind a stanza-id the user
-// replies to.
+// replies to. It also reads the ids handed out before archive ids carried
+// a seq (msgid+"~"+tag).
 func (s *session) msgidOf(stanzaID string) string {
-	return strings.TrimSuffix(stanzaID, "~"+s.tag)
+	if old, ok := strings.CutSuffix(stanzaID, "~"+s.tag); ok {
+		return old
+	}
+	if len(stanzaID) > store.ArchiveIDLen+1 && stanzaID[store.ArchiveIDLen] == '~' {
+		if _, ok := store.ArchiveSeq(stanzaID); ok {
+			return stanzaID[store.ArchiveIDLen+1:]
+		}
+	}
+	return stanzaID
 }
 
 // jitter spreads d by ±20 %.
