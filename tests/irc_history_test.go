@@ -44,8 +44,7 @@ func TestIRCHistory(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	mid := time.Now().UTC()
 	time.Sleep(1100 * time.Millisecond)
-	send("b")
-	time.Sleep(300 * time.Millisecond) // the archive is written every 50 ms
+	send("b") // no wait: a query first writes what waits in the archive batch
 	all := []string{"a0", "a1", "a2", "a3", "a4", "a5", "mine a", "b0", "b1", "b2", "b3", "b4", "b5"}
 
 	mam := mamQuery

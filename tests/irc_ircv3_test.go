@@ -78,7 +78,7 @@ func TestIRCv3(t *testing.T) {
 		if refl.Body() != "hello v3" || refl.Find("{"+nsSID+"}origin-id").AttrValue("id") != "o1" {
 			t.Errorf("reflection: %s", refl.XML)
 		}
-		if !strings.HasPrefix(aliceSID, aliceMsgid) {
+		if !strings.HasSuffix(aliceSID, "~"+aliceMsgid) {
 			t.Errorf("the reflection's stanza-id %q does not come from the echo's msgid %q: %s", aliceSID, aliceMsgid, refl.XML)
 		}
 		alice.ExpectNone(t, func(st testbed.Stanza) bool { return st.ID == "e1" }, time.Second)
@@ -88,7 +88,7 @@ func TestIRCv3(t *testing.T) {
 		_, bobMsgid = echo.GetTag("msgid")
 		m := groupchatFrom(t, alice, r+"/v3bob", withBody("from bob"))
 		sid := m.Find("{" + nsSID + "}stanza-id")
-		if bobMsgid == "" || !strings.HasPrefix(sid.AttrValue("id"), bobMsgid) || sid.AttrValue("by") != r {
+		if bobMsgid == "" || !strings.HasSuffix(sid.AttrValue("id"), "~"+bobMsgid) || sid.AttrValue("by") != r {
 			t.Errorf("stanza-id from msgid %q: %s", bobMsgid, m.XML)
 		}
 

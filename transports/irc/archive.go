@@ -10,13 +10,19 @@ import (
 	"switchboard/store"
 )
 
-// Archive batching: entries are collected by one goroutine of the transport
-// and written with one AppendArchive (one transaction) every flushEvery or
-// every flushSize entries, whichever comes first. Large batches matter: a
-// message to a room of N users is N entries, and the cost of a transaction
-// is paid once per batch.
+// Archive batching: entries wait in a channel; one goroutine of the
+// transport takes them flushEvery after the first one arrived (sooner when
+// flushSize are waiting) and writes them with one AppendArchive (one
+// transaction) per flushSize. Large batches matter twice: the cost of a
+// transaction is paid once per batch, and the store writes one chunk row
+// per user and room in a batch, so the longer entries wait, the more of
+// one room's messages share a row (a message to a room of N users is N
+// entries in N archives). Reads never miss what waits: history and MAM
+// queries call sync first. What a crash can lose is the last flushEvery of
+// archive (the messages themselves were delivered). The writer is not
+// woken per entry and sleeps while nothing is archived.
 const (
-	flushEvery   = 50 * time.Millisecond
+	flushEvery   = time.Second
 	flushSize    = 1000
 	archiveQueue = 8192 // entries waiting; beyond that add waits
 	// archiveWait bounds how long add waits for room before it drops an
@@ -30,13 +36,24 @@ type archiver struct {
 	log     *slog.Logger
 	in      chan store.ArchiveEntry
 	dropped atomic.Int64
+	// idle says the writer waits for wake; the add that finds it idle
+	// wakes it. full is poked when flushSize entries wait.
+	idle atomic.Bool
+	wake chan struct{}
+	full chan struct{}
+	// syncs asks the writer to write what waits now and close the channel.
+	syncs chan chan struct{}
+	// running says run has started; stopped is closed when it returned.
+	running atomic.Bool
+	stopped chan struct{}
 	ids     msgidIDs
 	// flushed, when set (tests), is signalled after every write.
 	flushed chan struct{}
 }
 
 func newArchiver(st store.Store, log *slog.Logger) *archiver {
-	return &archiver{st: st, log: log, in: make(chan store.ArchiveEntry, archiveQueue)}
+	return &archiver{st: st, log: log, in: make(chan store.ArchiveEntry, archiveQueue),
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), syncs: make(chan chan struct{}), stopped: make(chan struct{})}
 }
 
 // add queues an entry. When the queue is full it waits for the writer (up
@@ -46,13 +63,16 @@ func newArchiver(st store.Store, log *slog.Logger) *archiver {
 func (a *archiver) add(e store.ArchiveEntry) {
 	select {
 	case a.in <- e:
+		a.queued()
 		return
 	default:
 	}
+	poke(a.full)
 	t := time.NewTimer(archiveWait)
 	defer t.Stop()
 	select {
 	case a.in <- e:
+		a.queued()
 	case <-t.C:
 		if a.dropped.Add(1)%1000 == 1 {
 			a.log.Warn("the IRC archive cannot keep up; messages are not archived", "dropped", a.dropped.Load())
@@ -60,48 +80,108 @@ func (a *archiver) add(e store.ArchiveEntry) {
 	}
 }
 
+// sync returns once every entry added before the call is written (or ctx
+// ends, or the writer stopped): queries call it so that they see what
+// waits in the batch.
+func (a *archiver) sync(ctx context.Context) {
+	if !a.running.Load() {
+		return // no writer (a transport that was never run): nothing to wait for
+	}
+	done := make(chan struct{})
+	select {
+	case a.syncs <- done:
+	case <-ctx.Done():
+		return
+	case <-a.stopped:
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// queued wakes the writer for an entry just queued if it sleeps, and
+// hurries it when a batch is full.
+func (a *archiver) queued() {
+	if a.idle.Load() && a.idle.CompareAndSwap(true, false) {
+		poke(a.wake)
+	}
+	if len(a.in) >= flushSize {
+		poke(a.full)
+	}
+}
+
+// poke signals a channel of capacity 1 without blocking.
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
 // run writes batches until ctx is done, then writes what is left.
 func (a *archiver) run(ctx context.Context) {
+	a.running.Store(true)
+	defer close(a.stopped)
 	batch := make([]store.ArchiveEntry, 0, flushSize)
-	tick := time.NewTicker(flushEvery)
-	defer tick.Stop()
-	flush := func() {
-		if len(batch) == 0 {
-			return
-		}
-		a.write(batch)
-		clear(batch)
-		batch = batch[:0]
-		if a.flushed != nil {
-			select {
-			case a.flushed <- struct{}{}:
-			default:
+	timer := time.NewTimer(flushEvery)
+	timer.Stop()
+	defer timer.Stop()
+	// drain writes what waits now, in batches of flushSize.
+	drain := func() {
+		for n := len(a.in); n > 0; {
+			k := min(n, flushSize)
+			for range k {
+				batch = append(batch, <-a.in)
 			}
+			n -= k
+			a.write(batch)
+			clear(batch)
+			batch = batch[:0]
+		}
+		if a.flushed != nil {
+			poke(a.flushed)
 		}
 	}
 	for {
-		select {
-		case e := <-a.in:
-			batch = append(batch, e)
-			if len(batch) >= flushSize {
-				flush()
-			}
-		case <-tick.C:
-			flush()
-		case <-ctx.Done():
-			for {
-				select {
-				case e := <-a.in:
-					batch = append(batch, e)
-					if len(batch) >= flushSize {
-						flush()
-					}
-				default:
-					flush()
-					return
-				}
+		// Sleep until an entry comes (or one is already there).
+		a.idle.Store(true)
+		if len(a.in) > 0 {
+			a.idle.Store(false)
+		} else {
+			select {
+			case <-a.wake:
+			case <-a.full:
+				a.idle.Store(false)
+			case done := <-a.syncs:
+				a.idle.Store(false)
+				drain()
+				close(done)
+				continue
+			case <-ctx.Done():
+				drain()
+				return
 			}
 		}
+		// Let more come for flushEvery, unless a batch is full already.
+		if len(a.in) < flushSize {
+			timer.Reset(flushEvery)
+			select {
+			case <-timer.C:
+			case <-a.full:
+				timer.Stop()
+			case done := <-a.syncs:
+				timer.Stop()
+				drain()
+				close(done)
+				continue
+			case <-ctx.Done():
+				drain()
+				return
+			}
+		}
+		drain()
 	}
 }
 

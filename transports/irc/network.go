@@ -1049,6 +1049,7 @@ func (n *network) history(r *room, h *bridge.HistoryRequest) []bridge.Message {
 	}
 	ctx, cancel := context.WithTimeout(n.s.u.Context(), 5*time.Second)
 	defer cancel()
+	n.s.t.archive.sync(ctx) // what waits in the batch belongs in the history
 	page, err := n.s.t.st.QueryArchive(ctx, q)
 	if err != nil {
 		n.s.log.Warn("reading the room history failed", "room", r.name, "err", err)

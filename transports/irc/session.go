@@ -1016,6 +1016,7 @@ func (s *session) queryArchive(room mapping.Address, q *bridge.ArchiveQuery) (*b
 	}
 	ctx, cancel := context.WithTimeout(s.u.Context(), 10*time.Second)
 	defer cancel()
+	s.t.archive.sync(ctx) // what waits in the batch belongs in the answer
 	page, err := s.t.st.QueryArchive(ctx, sq)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, bridge.Errorf(bridge.ItemNotFound, "That message is not in the archive of %s.", room.Name)
