@@ -81,8 +81,9 @@ type session struct {
 	u    user
 	log  *slog.Logger
 	bare string
-	// tag makes archive ids derived from IRC msgids unique per user (the
-	// archive id is unique over the whole store).
+	// tag was the per-user suffix of stanza-ids made from IRC msgids
+	// before archive ids carried their order key (msgid~tag); msgidOf
+	// still reads such ids, which clients may hold.
 	tag     string
 	nets    map[string]*network // by lowercased canonical network name
 	closing map[*conn]struct{}  // connections that were sent QUIT
