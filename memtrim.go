@@ -24,7 +24,7 @@ const (
 	trimQuiet    = 3 * time.Second // quiet for this long after a burst
 	trimQuietBPS = 1 << 20         // "quiet": allocating less than 1 MiB/s
 	trimBurst    = 32 << 20        // a burst: 32 MiB allocated since the last trim
-	trimMinGap   = time.Minute
+	trimMinGap   = 10 * time.Second
 )
 
 func trimAfterBursts(ctx context.Context, log *slog.Logger) {

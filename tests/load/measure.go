@@ -541,6 +541,12 @@ const rssSettle = 6 * time.Second
 func (b *bench) joinAll(t *target, first bool) {
 	o := b.opt
 	b.waitIdle(t, 10*time.Second)
+	if first {
+		// The baseline is settled too: the phases before leave free
+		// heap that ours hands back a few seconds later (memtrim.go),
+		// which would otherwise be counted against the join.
+		time.Sleep(rssSettle)
+	}
 	rss0, _ := rssKiB(t.pid)
 	cpu0, _ := cpuTime(t.pid)
 	pros0, _ := cpuTime(b.prosodyPid)
@@ -562,11 +568,14 @@ func (b *bench) joinAll(t *target, first bool) {
 	// Let the occupant floods (every join is announced to everyone)
 	// settle before reading memory.
 	b.waitIdle(t, 60*time.Second)
-	// Memory is read once settled: rssSettle after the gateway went idle
-	// (the same wait for every gateway). Ours returns a burst's free heap
-	// a few seconds after the burst (memtrim.go); reading at once would
-	// measure the peak of the join flood rather than what the users hold.
-	time.Sleep(rssSettle)
+	// Memory is read once settled, before and after: rssSettle after the
+	// gateway went idle (the same wait for every gateway). Ours returns a
+	// burst's free heap a few seconds after the burst (memtrim.go);
+	// reading at once would measure the peak of the join flood rather
+	// than what the users hold.
+	if first {
+		time.Sleep(rssSettle)
+	}
 	rss1, _ := rssKiB(t.pid)
 	cpu1, _ := cpuTime(t.pid)
 	pros1, _ := cpuTime(b.prosodyPid)
