@@ -825,31 +825,12 @@ func (b *bench) startProfile(t *target, tag string) <-chan struct{} {
 		close(done)
 		return done
 	}
-	name := filepath.Join(b.opt.cpuProfile, fmt.Sprintf("%s-%s.pprof", t.key, strings.TrimSpace(tag)))
+	file := fmt.Sprintf("%s-%s.pprof", t.key, strings.TrimSpace(tag))
 	go func() {
 		defer close(done)
-		c := http.Client{Timeout: time.Duration(b.opt.profileSeconds+30) * time.Second}
-		resp, err := c.Get(t.profileURL)
-		if err != nil {
-			b.note(true, "%s: CPU profile: %v", t.title, err)
-			return
+		if b.saveURL(t, t.profileURL, file, time.Duration(b.opt.profileSeconds+30)*time.Second) {
+			b.vlogf("%s: CPU profile of burst %q in %s", t.title, strings.TrimSpace(tag), filepath.Join(b.opt.cpuProfile, file))
 		}
-		defer resp.Body.Close()
-		data, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("%s: %s", resp.Status, data)
-		}
-		if err == nil {
-			err = os.MkdirAll(b.opt.cpuProfile, 0o755)
-		}
-		if err == nil {
-			err = os.WriteFile(name, data, 0o644)
-		}
-		if err != nil {
-			b.note(true, "%s: CPU profile: %v", t.title, err)
-			return
-		}
-		b.vlogf("%s: CPU profile of burst %q in %s", t.title, strings.TrimSpace(tag), name)
 	}()
 	return done
 }
@@ -862,20 +843,24 @@ func (b *bench) saveHeapProfile(t *target, what string) {
 	}
 	base, _, _ := strings.Cut(t.profileURL, "/profile?")
 	for _, debug := range []string{"0", "1"} { // the profile, and the text form with runtime.MemStats
-		b.saveURL(t, base+"/heap?gc=1&debug="+debug, fmt.Sprintf("%s-heap-%s.%s", t.key, what, map[string]string{"0": "pprof", "1": "txt"}[debug]))
+		b.saveURL(t, base+"/heap?gc=1&debug="+debug, fmt.Sprintf("%s-heap-%s.%s", t.key, what, map[string]string{"0": "pprof", "1": "txt"}[debug]), 30*time.Second)
 	}
 }
 
-// saveURL writes what url answers into the -cpuprofile directory.
-func (b *bench) saveURL(t *target, url, file string) {
-	c := http.Client{Timeout: 30 * time.Second}
+// saveURL writes what url answers into file in the -cpuprofile directory;
+// a failure is noted, and it reports whether the file was written.
+func (b *bench) saveURL(t *target, url, file string, timeout time.Duration) bool {
+	c := http.Client{Timeout: timeout}
 	resp, err := c.Get(url)
 	if err != nil {
-		b.note(true, "%s: heap profile: %v", t.title, err)
-		return
+		b.note(true, "%s: %s: %v", t.title, url, err)
+		return false
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, data)
+	}
 	if err == nil {
 		err = os.MkdirAll(b.opt.cpuProfile, 0o755)
 	}
@@ -884,5 +869,7 @@ func (b *bench) saveURL(t *target, url, file string) {
 	}
 	if err != nil {
 		b.note(true, "%s: %s: %v", t.title, url, err)
+		return false
 	}
+	return true
 }
