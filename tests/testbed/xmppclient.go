@@ -121,9 +121,12 @@ func dialXMPP(addr string, j jid.JID, password string, opts XMPPOptions) (*XMPPC
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
 	}
+	// The login is bounded by a deadline on the connection, not by a
+	// context given to mellium (see sendCtx).
+	_ = conn.SetDeadline(time.Now().Add(opts.timeout()))
 	features := []xmpp.StreamFeature{xmpp.SASL("", password, sasl.Plain), bindResource(j.Resourcepart())}
 	// xmpp.Secure: mellium negotiates SASL only on a secure stream.
-	session, err := xmpp.NewSession(ctx, j.Domain(), j, conn, xmpp.Secure,
+	session, err := xmpp.NewSession(sendCtx, j.Domain(), j, conn, xmpp.Secure,
 		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: features}
 		}))
@@ -131,6 +134,7 @@ func dialXMPP(addr string, j jid.JID, password string, opts XMPPOptions) (*XMPPC
 		conn.Close()
 		return nil, fmt.Errorf("logging in on %s: %w", addr, err)
 	}
+	_ = conn.SetDeadline(time.Time{})
 	return &XMPPClient{
 		JID:      session.LocalAddr(),
 		conn:     conn,
@@ -139,6 +143,23 @@ func dialXMPP(addr string, j jid.JID, password string, opts XMPPOptions) (*XMPPC
 		notify:   make(chan struct{}),
 		done:     make(chan struct{}),
 	}, nil
+}
+
+// sendCtx is the context given to mellium's NewSession and Send; time
+// limits are deadlines set on the connection instead. mellium (v0.22.0)
+// watches the context of each call in a goroutine that also waits for the
+// call's end; when the caller cancels its context right after the call
+// returns, that goroutine may see both at once, pick the context, and set
+// the connection's deadline to the past: the next write (or the reading
+// goroutine) then fails with "i/o timeout". A context that is never
+// cancelled cannot trigger it.
+var sendCtx = context.Background()
+
+// send writes one element, bounded by timeout (a write deadline, see
+// sendCtx).
+func (c *XMPPClient) send(toks []xml.Token, timeout time.Duration) error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	return c.session.Send(sendCtx, &tokenSlice{toks: toks})
 }
 
 func (c *XMPPClient) serve() {
@@ -290,10 +311,7 @@ func (c *XMPPClient) SendRaw(raw string) {
 		c.tb.Fatalf("xmpp %s: %v", c.JID, err)
 	}
 	for _, e := range elems {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := c.session.Send(ctx, &tokenSlice{toks: e})
-		cancel()
-		if err != nil {
+		if err := c.send(e, 10*time.Second); err != nil {
 			c.tb.Fatalf("xmpp %s: sending %s: %v", c.JID, raw, err)
 		}
 	}
@@ -340,10 +358,7 @@ func (c *XMPPClient) IQ(tb testing.TB, raw string, timeout time.Duration) Stanza
 	}
 	start.Attr = attrs
 	elems[0][0] = start
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	err = c.session.Send(ctx, &tokenSlice{toks: elems[0]})
-	cancel()
-	if err != nil {
+	if err := c.send(elems[0], timeout); err != nil {
 		tb.Fatalf("xmpp %s: sending %s: %v", c.JID, raw, err)
 	}
 	s, err := c.take(func(s Stanza) bool {
