@@ -254,7 +254,7 @@ func (b *bench) setup() {
 	comps := map[string]string{}
 	if o.only != "biboumi" {
 		comps[ourDomain] = secret
-		if o.history == "both" {
+		if o.history == "both" || o.bin2 != "" {
 			comps[ourDomain2] = secret
 		}
 	}
@@ -295,6 +295,9 @@ func (b *bench) setup() {
 		default:
 			hist = []bool{true, false}
 		}
+		if o.bin2 != "" {
+			hist = append(hist, hist[0])
+		}
 		for i, h := range hist {
 			t := &target{key: "ours", title: "Switchboard", domain: ourDomain, server: ircNetwork, chanBase: "#bench-ours", nick: "o", history: h}
 			if i > 0 {
@@ -307,7 +310,12 @@ func (b *bench) setup() {
 			} else {
 				t.title += " (history off)"
 			}
-			b.startOurs(t, secrets[t.domain])
+			bin := b.bin
+			if i > 0 && o.bin2 != "" {
+				bin = o.bin2
+				t.title += " (-bin2)"
+			}
+			b.startOurs(t, bin, secrets[t.domain])
 			b.targets = append(b.targets, t)
 		}
 	}
@@ -601,7 +609,7 @@ func workDir(tb *testbed.Standalone, name string, keep bool) string {
 
 // startOurs writes a config for our gateway (rate limit off, log level
 // warn, history as t says) and starts it.
-func (b *bench) startOurs(t *target, secret string) {
+func (b *bench) startOurs(t *target, bin, secret string) {
 	irc := map[string]any{"rate": 0}
 	extra := map[string]any{"irc": irc}
 	if b.opt.cpuProfile != "" {
@@ -619,7 +627,7 @@ func (b *bench) startOurs(t *target, secret string) {
 			Networks: []testbed.GatewayIRCNetwork{{Name: ircNetwork, Address: b.ircd.Addr()}}},
 		Extra: extra,
 	})
-	gw := testbed.StartGateway(b.tb, b.bin, cfg)
+	gw := testbed.StartGateway(b.tb, bin, cfg)
 	pid, err := findPid("-config", gw.ConfigPath)
 	if err != nil {
 		b.tb.Fatalf("our gateway's pid: %v", err)

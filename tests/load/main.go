@@ -37,6 +37,7 @@ type options struct {
 	history        string
 	markdown       bool
 	bin            string
+	bin2           string
 	timeout        time.Duration
 	loginParallel  int
 	fanout         bool
@@ -82,6 +83,7 @@ func main() {
 	fs.StringVar(&o.history, "history", "on", "our gateway's room archive: `on` (history_days = 30, the default), off (history_days = 0), or both (two instances, two columns)")
 	fs.BoolVar(&o.markdown, "markdown", false, "print the results as markdown (for doc/benchmarks.md) instead of a text table")
 	fs.StringVar(&o.bin, "bin", "", "our gateway binary (default: build the module's root package)")
+	fs.StringVar(&o.bin2, "bin2", "", "a second build of our gateway, run as one more column with the same -history (A/B of two commits in one run; not with -history both)")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Minute, "stop everything and exit after this long")
 	fs.IntVar(&o.loginParallel, "login-parallel", 32, "concurrent c2s logins and Biboumi configure commands while setting up")
 	fs.BoolVar(&o.fanout, "fanout", true, "measure bursts with all users of room 0 joined")
@@ -101,6 +103,10 @@ func main() {
 	case "on", "off", "both":
 	default:
 		fmt.Fprintf(os.Stderr, "load: -history %q: want on, off or both\n", o.history)
+		os.Exit(2)
+	}
+	if o.bin2 != "" && (o.history == "both" || o.only == "biboumi") {
+		fmt.Fprintln(os.Stderr, "load: -bin2 adds a column of ours: not with -history both or -only biboumi")
 		os.Exit(2)
 	}
 	switch o.only {
@@ -151,6 +157,9 @@ func run(o options) int {
 		bin = testbed.BuildGateway(tb)
 	} else if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
+	}
+	if abs, err := filepath.Abs(o.bin2); o.bin2 != "" && err == nil {
+		o.bin2 = abs
 	}
 	b := newBench(tb, o, bin)
 	b.setup()

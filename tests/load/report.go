@@ -124,6 +124,9 @@ func (b *bench) table() ([]string, [][]string) {
 	withRatio := b.has("ours") && b.has("biboumi")
 	if withRatio {
 		head = append(head, "ours ÷ Biboumi off")
+		if b.has("ours-2") {
+			head = append(head, "2nd ours ÷ Biboumi off")
+		}
 		if b.has("biboumi-h") {
 			head = append(head, "ours ÷ Biboumi on")
 		}
@@ -144,6 +147,9 @@ func (b *bench) table() ([]string, [][]string) {
 		}
 		if withRatio {
 			line = append(line, ratio(b.value("ours", r.metric), b.value("biboumi", r.metric)))
+			if b.has("ours-2") {
+				line = append(line, ratio(b.value("ours-2", r.metric), b.value("biboumi", r.metric)))
+			}
 			if b.has("biboumi-h") {
 				line = append(line, ratio(b.value("ours", r.metric), b.value("biboumi-h", r.metric)))
 			}
