@@ -89,7 +89,7 @@ func (m *memStore) QueryArchive(context.Context, store.ArchiveQuery) (*store.Arc
 }
 func (m *memStore) PruneArchive(context.Context, string, time.Time) (int64, error) { return 0, nil }
 func (m *memStore) Enqueue(context.Context, *store.QueueItem) error                { return nil }
-func (m *memStore) Due(context.Context, string, time.Time, int) ([]store.QueueItem, error) {
+func (m *memStore) Claim(context.Context, string, time.Time, time.Duration, int) ([]store.QueueItem, error) {
 	return nil, nil
 }
 func (m *memStore) Reschedule(context.Context, int64, time.Time, string) error { return nil }

@@ -67,6 +67,12 @@ type dialect struct {
 	// second process from migrating at the same time ("" when the
 	// transaction itself is enough).
 	lockMigrations string
+	// skipLocked, appended to a SELECT in a write transaction, locks the
+	// rows it returns and passes over rows another transaction has
+	// locked, so that concurrent claimers of the queue neither wait for
+	// each other nor pick the same row ("" when the write transaction
+	// itself already excludes every other writer).
+	skipLocked string
 	// migrations are this database's embedded migrations.
 	migrations []migration
 }

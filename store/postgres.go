@@ -16,6 +16,7 @@ var postgresDialect = &dialect{
 	name:               "postgres",
 	schemaVersionTable: "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, applied TIMESTAMPTZ NOT NULL)",
 	lockMigrations:     "LOCK TABLE schema_version IN EXCLUSIVE MODE",
+	skipLocked:         " FOR UPDATE SKIP LOCKED",
 	migrations:         loadMigrations("postgres"),
 }
 

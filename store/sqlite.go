@@ -26,6 +26,7 @@ var sqliteDialect = &dialect{
 	schemaVersionTable: "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, applied INTEGER NOT NULL)",
 	// BEGIN IMMEDIATE (the writer pool's _txlock) already excludes other
 	// writers, other processes included; and it has a single connection.
+	// So neither migrations nor queue claims need a lock of their own.
 	migrations: loadMigrations("sqlite"),
 }
 

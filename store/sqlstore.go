@@ -1,11 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -15,7 +17,8 @@ const (
 	DefaultArchiveLimit = 50
 	// MaxArchiveLimit caps ArchiveQuery.Limit.
 	MaxArchiveLimit = 1000
-	// DefaultDueLimit is the number of items Due returns when limit ≤ 0.
+	// DefaultDueLimit is the number of items Claim returns at most when
+	// its limit is ≤ 0.
 	DefaultDueLimit = 100
 )
 
@@ -297,39 +300,76 @@ func (s *sqlStore) Enqueue(ctx context.Context, it *QueueItem) error {
 	return nil
 }
 
-// Due returns up to limit (DefaultDueLimit when ≤ 0) items of transport
-// whose NextTry is not after now, earliest first. It does not lease them:
-// one sender per transport must own the queue.
-func (s *sqlStore) Due(ctx context.Context, transport string, now time.Time, limit int) ([]QueueItem, error) {
+// Claim returns up to limit (DefaultDueLimit when ≤ 0) items of transport
+// whose NextTry is not after now, earliest first, and leases them: in one
+// write transaction it selects them and moves their next_try to
+// now+lease. The items carry the NextTry they had before (when they fell
+// due). See Store.Claim.
+//
+// On PostgreSQL the select locks the rows it picks and skips the rows
+// another claim holds (FOR UPDATE SKIP LOCKED), so that concurrent claims
+// neither wait for each other nor pick one row twice; a row that another
+// claim leased and committed after this one's snapshot is re-checked
+// against next_try <= now (READ COMMITTED), fails it, and is left out. On
+// SQLite the write transaction (BEGIN IMMEDIATE on the single writer
+// connection) excludes every other writer, other processes included.
+// Both databases thus give each due item to one claim only.
+func (s *sqlStore) Claim(ctx context.Context, transport string, now time.Time, lease time.Duration, limit int) ([]QueueItem, error) {
+	if lease <= 0 {
+		return nil, fmt.Errorf("store: claim %s: the lease must be > 0, got %v", transport, lease)
+	}
 	if limit <= 0 {
 		limit = DefaultDueLimit
 	}
-	rs, err := s.b.reader().query(ctx, `SELECT id, transport, user_jid, peer, stanza_id, payload, attempts, next_try, last_error, created
-		FROM queue WHERE transport = ? AND next_try <= ? ORDER BY next_try, id LIMIT ?`,
-		transport, dbTime(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: due %s: %w", transport, err)
-	}
-	defer rs.Close()
+	until := dbTime(now.Add(lease))
 	var out []QueueItem
-	for rs.Next() {
-		var it QueueItem
-		if err := rs.Scan(&it.ID, &it.Transport, &it.User, &it.Peer, &it.StanzaID, &it.Payload,
-			&it.Attempts, &it.NextTry, &it.LastError, &it.CreatedAt); err != nil {
-			return nil, fmt.Errorf("store: due %s: %w", transport, err)
+	err := runTx(ctx, s.b, func(tx txn) error {
+		rs, err := tx.query(ctx, `SELECT id, transport, user_jid, peer, stanza_id, payload, attempts, next_try, last_error, created
+			FROM queue WHERE transport = ? AND next_try <= ? ORDER BY next_try, id LIMIT ?`+s.b.dialect().skipLocked,
+			transport, dbTime(now), limit)
+		if err != nil {
+			return err
 		}
-		it.NextTry = it.NextTry.UTC()
-		it.CreatedAt = it.CreatedAt.UTC()
-		out = append(out, it)
+		defer rs.Close()
+		for rs.Next() {
+			var it QueueItem
+			if err := rs.Scan(&it.ID, &it.Transport, &it.User, &it.Peer, &it.StanzaID, &it.Payload,
+				&it.Attempts, &it.NextTry, &it.LastError, &it.CreatedAt); err != nil {
+				return err
+			}
+			it.NextTry = it.NextTry.UTC()
+			it.CreatedAt = it.CreatedAt.UTC()
+			out = append(out, it)
+		}
+		if err := rs.Err(); err != nil {
+			return err
+		}
+		// The connection is the transaction's: close the result set
+		// before the updates.
+		rs.Close()
+		args := make([][]any, len(out))
+		for i, it := range out {
+			args[i] = []any{until, it.ID}
+		}
+		return tx.execBatch(ctx, "UPDATE queue SET next_try = ? WHERE id = ?", args)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: claim %s: %w", transport, err)
 	}
-	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("store: due %s: %w", transport, err)
-	}
+	// PostgreSQL sorts before it locks and re-checks, so a row changed
+	// meanwhile may come out of order: sort here, as promised.
+	slices.SortFunc(out, func(a, b QueueItem) int {
+		if c := a.NextTry.Compare(b.NextTry); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
 	return out, nil
 }
 
-// Reschedule adds one to the item's Attempts and sets its NextTry and
-// LastError. A missing id is an error wrapping ErrNotFound.
+// Reschedule adds one to the item's Attempts and sets its NextTry (which
+// ends a Claim's lease) and LastError. A missing id is an error wrapping
+// ErrNotFound.
 func (s *sqlStore) Reschedule(ctx context.Context, id int64, next time.Time, lastErr string) error {
 	n, err := s.b.writer().exec(ctx, "UPDATE queue SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE id = ?",
 		dbTime(next), lastErr, id)

@@ -165,12 +165,24 @@ type Store interface {
 	// Enqueue stores a durable outbound item and sets it.ID,
 	// it.CreatedAt, and it.NextTry when zero (due now).
 	Enqueue(ctx context.Context, it *QueueItem) error
-	// Due returns up to limit items (100 when ≤ 0) of transport whose
-	// NextTry is not after now, earliest NextTry first. Items are not
-	// leased: one sender per transport owns the queue.
-	Due(ctx context.Context, transport string, now time.Time, limit int) ([]QueueItem, error)
-	// Reschedule records a failed attempt (Attempts+1) and the next try;
-	// an unknown id is an error wrapping ErrNotFound.
+	// Claim returns up to limit items (DefaultDueLimit when ≤ 0) of
+	// transport whose NextTry is not after now, earliest NextTry first,
+	// and leases them: in the same transaction their NextTry becomes
+	// now+lease, so no other Claim (another goroutine or another gateway
+	// instance on the same database) returns them until the lease runs
+	// out. The caller then Dequeues (delivered or finally failed) or
+	// Reschedules (retry later) each one; an item whose sender died comes
+	// back when its lease ends. lease must be longer than one delivery
+	// attempt takes; it must be > 0.
+	//
+	// The items carry the NextTry they had before the claim (when they
+	// fell due, which is lost in the store once leased; the lease ends at
+	// now+lease, which the caller knows) and their Attempts unchanged: a
+	// claim is not an attempt.
+	Claim(ctx context.Context, transport string, now time.Time, lease time.Duration, limit int) ([]QueueItem, error)
+	// Reschedule records a failed attempt (Attempts+1) and the next try,
+	// which ends a lease Claim took; an unknown id is an error wrapping
+	// ErrNotFound.
 	Reschedule(ctx context.Context, id int64, next time.Time, lastErr string) error
 	// Dequeue removes an item that was delivered or finally failed; an
 	// item already gone is not an error.

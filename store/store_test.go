@@ -67,6 +67,7 @@ func testStore(t *testing.T, b testBackend) {
 		{"MigrateArchive", testMigrateArchive},
 		{"Prune", testPrune},
 		{"Queue", testQueue},
+		{"QueueConcurrentClaims", testQueueConcurrentClaims},
 		{"State", testState},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Migrations", testMigrations},
@@ -690,14 +691,39 @@ func testPrune(t *testing.T, b testBackend) {
 	}
 }
 
+// claimIDs claims, failing the test on error, and returns the items and
+// their ids joined by spaces.
+func claimIDs(t *testing.T, s Store, transport string, now time.Time, lease time.Duration, limit int) ([]QueueItem, string) {
+	t.Helper()
+	its, err := s.Claim(ctx, transport, now, lease, limit)
+	if err != nil {
+		t.Fatalf("Claim(%s, %v, %v, %d): %v", transport, now, lease, limit, err)
+	}
+	out := make([]string, len(its))
+	for i, it := range its {
+		out[i] = fmt.Sprint(it.ID)
+	}
+	return its, strings.Join(out, " ")
+}
+
+// idList joins the ids of its by spaces, as claimIDs does.
+func idList(its ...*QueueItem) string {
+	out := make([]string, len(its))
+	for i, it := range its {
+		out[i] = fmt.Sprint(it.ID)
+	}
+	return strings.Join(out, " ")
+}
+
 func testQueue(t *testing.T, b testBackend) {
 	s := b.open(t)
-	now := time.Now().UTC()
-	a := &QueueItem{Transport: "email", User: "u@x", Peer: "bob@example.com", StanzaID: "m1", Payload: []byte("mail 1"), NextTry: now.Add(-time.Minute)}
-	later := &QueueItem{Transport: "email", User: "u@x", Peer: "bob@example.com", StanzaID: "m2", Payload: []byte("mail 2"), NextTry: now.Add(time.Hour)}
+	base := dbTime(time.Now())
+	a := &QueueItem{Transport: "email", User: "u@x", Peer: "bob@example.com", StanzaID: "m1", Payload: []byte("mail 1"), NextTry: base.Add(-time.Minute)}
+	later := &QueueItem{Transport: "email", User: "u@x", Peer: "bob@example.com", StanzaID: "m2", Payload: []byte("mail 2"), NextTry: base.Add(time.Hour)}
 	immediate := &QueueItem{Transport: "email", User: "v@x", StanzaID: "m3"} // zero NextTry, nil payload
 	sms := &QueueItem{Transport: "sms", User: "u@x", Peer: "+15551234567", StanzaID: "s1", Payload: []byte("sms")}
-	for _, it := range []*QueueItem{a, later, immediate, sms} {
+	early := &QueueItem{Transport: "email", User: "w@x", StanzaID: "m4", NextTry: base.Add(-2 * time.Minute)} // due first, enqueued last
+	for _, it := range []*QueueItem{a, later, immediate, sms, early} {
 		if err := s.Enqueue(ctx, it); err != nil {
 			t.Fatal(err)
 		}
@@ -708,39 +734,91 @@ func testQueue(t *testing.T, b testBackend) {
 	if a.ID == later.ID {
 		t.Fatal("same id twice")
 	}
-	due, err := s.Due(ctx, "email", time.Now(), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(due) != 2 || due[0].ID != a.ID || due[1].ID != immediate.ID {
-		t.Fatalf("Due = %+v", due)
-	}
-	if string(due[0].Payload) != "mail 1" || due[0].StanzaID != "m1" || due[0].Peer != "bob@example.com" ||
-		due[0].User != "u@x" || due[0].Transport != "email" || !due[0].NextTry.Equal(a.NextTry) ||
-		!due[0].CreatedAt.Equal(a.CreatedAt) || due[0].Attempts != 0 || len(due[1].Payload) != 0 {
-		t.Fatalf("Due item %+v, want %+v", due[0], a)
-	}
-	if due, _ := s.Due(ctx, "email", time.Now(), 1); len(due) != 1 || due[0].ID != a.ID {
-		t.Fatalf("Due limit 1 = %+v", due)
+	now := dbTime(time.Now()) // not before immediate.NextTry
+	const lease = 10 * time.Minute
+
+	// A lease must be given; a refused claim leases nothing.
+	for _, bad := range []time.Duration{0, -time.Second} {
+		if its, err := s.Claim(ctx, "email", now, bad, 10); err == nil {
+			t.Fatalf("Claim with lease %v = %+v, want an error", bad, its)
+		}
 	}
 
-	next := time.Now().Add(30 * time.Minute)
+	// Due items come earliest NextTry first, as they were, up to limit.
+	due, got := claimIDs(t, s, "email", now, lease, 2)
+	if want := idList(early, a); got != want {
+		t.Fatalf("Claim limit 2 = %s, want %s (early, a)", got, want)
+	}
+	d := due[1]
+	if string(d.Payload) != "mail 1" || d.StanzaID != "m1" || d.Peer != "bob@example.com" ||
+		d.User != "u@x" || d.Transport != "email" || !d.NextTry.Equal(a.NextTry) ||
+		!d.CreatedAt.Equal(a.CreatedAt) || d.Attempts != 0 || d.LastError != "" {
+		t.Fatalf("claimed item %+v, want %+v (NextTry as before the claim)", d, a)
+	}
+	if !due[0].NextTry.Equal(early.NextTry) || len(due[0].Payload) != 0 {
+		t.Fatalf("claimed item %+v, want %+v", due[0], early)
+	}
+	// The claimed items are leased; the due item past the limit is not,
+	// nor is the item not yet due.
+	due, got = claimIDs(t, s, "email", now, lease, 0)
+	if want := idList(immediate); got != want {
+		t.Fatalf("second Claim = %s, want %s (immediate only)", got, want)
+	}
+	if !due[0].NextTry.Equal(immediate.NextTry) {
+		t.Fatalf("claimed item NextTry %v, want %v", due[0].NextTry, immediate.NextTry)
+	}
+	if _, got := claimIDs(t, s, "email", now, lease, 0); got != "" {
+		t.Fatalf("Claim of leased items = %s, want none", got)
+	}
+	if _, got := claimIDs(t, s, "email", now.Add(lease-time.Microsecond), lease, 0); got != "" {
+		t.Fatalf("Claim a microsecond before the lease ends = %s, want none", got)
+	}
+
+	// Reschedule ends a lease and counts an attempt; Dequeue removes.
+	next := now.Add(30 * time.Minute)
 	if err := s.Reschedule(ctx, a.ID, next, "451 try later"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Reschedule(ctx, a.ID, next, "451 again"); err != nil {
+	if err := s.Dequeue(ctx, early.ID); err != nil {
 		t.Fatal(err)
 	}
-	due, err = s.Due(ctx, "email", time.Now(), 0)
-	if err != nil || len(due) != 1 || due[0].ID != immediate.ID {
-		t.Fatalf("Due after reschedule = %+v, %v", due, err)
+	// When the lease ends, the item that was neither rescheduled nor
+	// dequeued (its sender died) comes back, due since the lease end.
+	due, got = claimIDs(t, s, "email", now.Add(lease), lease, 0)
+	if want := idList(immediate); got != want {
+		t.Fatalf("Claim when the lease ends = %s, want %s (immediate)", got, want)
 	}
-	due, err = s.Due(ctx, "email", time.Now().Add(2*time.Hour), 0)
-	if err != nil || len(due) != 3 || due[0].ID != immediate.ID || due[1].ID != a.ID || due[2].ID != later.ID {
-		t.Fatalf("Due later = %+v, %v", due, err)
+	if !due[0].NextTry.Equal(now.Add(lease)) || due[0].Attempts != 0 {
+		t.Fatalf("reclaimed item %+v, want NextTry %v (its lease end), no attempt", due[0], now.Add(lease))
 	}
-	if due[1].Attempts != 2 || due[1].LastError != "451 again" || !due[1].NextTry.Equal(dbTime(next)) {
-		t.Fatalf("rescheduled item = %+v", due[1])
+	if err := s.Dequeue(ctx, immediate.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The rescheduled item is due at its next try, with its attempt.
+	if _, got := claimIDs(t, s, "email", next.Add(-time.Microsecond), lease, 0); got != "" {
+		t.Fatalf("Claim before the rescheduled try = %s, want none", got)
+	}
+	due, got = claimIDs(t, s, "email", next, lease, 0)
+	if want := idList(a); got != want {
+		t.Fatalf("Claim at the rescheduled try = %s, want %s (a)", got, want)
+	}
+	if due[0].Attempts != 1 || due[0].LastError != "451 try later" || !due[0].NextTry.Equal(next) || string(due[0].Payload) != "mail 1" {
+		t.Fatalf("rescheduled item = %+v", due[0])
+	}
+	if err := s.Reschedule(ctx, a.ID, now.Add(3*time.Hour), "451 again"); err != nil {
+		t.Fatal(err)
+	}
+	// The item that was not due earlier was not leased: it is due at its
+	// own NextTry.
+	due, got = claimIDs(t, s, "email", later.NextTry, lease, 0)
+	if want := idList(later); got != want || !due[0].NextTry.Equal(later.NextTry) {
+		t.Fatalf("Claim at later's NextTry = %s %+v, want %s", got, due, want)
+	}
+	// By then later's lease has run out too: it comes first.
+	due, got = claimIDs(t, s, "email", now.Add(3*time.Hour), lease, 0)
+	if want := idList(later, a); got != want || due[1].Attempts != 2 || due[1].LastError != "451 again" ||
+		!due[0].NextTry.Equal(later.NextTry.Add(lease)) {
+		t.Fatalf("Claim after the second reschedule = %s %+v, want %s (a with 2 attempts)", got, due, want)
 	}
 
 	if err := s.Dequeue(ctx, a.ID); err != nil {
@@ -752,12 +830,117 @@ func testQueue(t *testing.T, b testBackend) {
 	if err := s.Reschedule(ctx, a.ID, next, "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Reschedule of a dequeued item: %v, want ErrNotFound", err)
 	}
-	due, err = s.Due(ctx, "sms", time.Now(), 0)
-	if err != nil || len(due) != 1 || due[0].ID != sms.ID {
-		t.Fatalf("Due sms = %+v, %v", due, err)
+	if _, got := claimIDs(t, s, "email", now.Add(24*time.Hour), lease, 0); got != idList(later) {
+		t.Fatalf("Claim at the end = %s, want %s (later, its lease over)", got, idList(later))
+	}
+	// Claims of email neither returned nor leased the sms item.
+	due, got = claimIDs(t, s, "sms", now, lease, 0)
+	if want := idList(sms); got != want || !due[0].NextTry.Equal(sms.NextTry) || string(due[0].Payload) != "sms" {
+		t.Fatalf("Claim sms = %s %+v, want %s", got, due, want)
 	}
 	if err := s.Enqueue(ctx, &QueueItem{Transport: "sms"}); err == nil {
 		t.Fatal("Enqueue without user succeeded")
+	}
+}
+
+// testQueueConcurrentClaims: claimers on two stores of one database (two
+// gateway instances), several goroutines each, together get every due
+// item exactly once.
+func testQueueConcurrentClaims(t *testing.T, b testBackend) {
+	dsn := b.newDSN(t)
+	stores := []Store{b.openAt(t, dsn, testKey(1)), b.openAt(t, dsn, testKey(1))}
+	const items, claimers, batch = 200, 8, 7
+	base := dbTime(time.Now())
+	for i := range items {
+		it := &QueueItem{Transport: "sms", User: fmt.Sprintf("u%d@x", i%5), Payload: []byte(fmt.Sprint(i)),
+			NextTry: base.Add(-time.Duration(i%13) * time.Second)}
+		if err := stores[i%2].Enqueue(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stores[0].Enqueue(ctx, &QueueItem{Transport: "email", User: "u@x"}); err != nil {
+		t.Fatal(err)
+	}
+	now := dbTime(time.Now())
+	const lease = time.Hour
+	var (
+		mu     sync.Mutex
+		got    = map[int64]int{}
+		claims int
+		total  int
+		wg     sync.WaitGroup
+	)
+	errs := make(chan error, claimers)
+	for c := range claimers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				its, err := stores[c%2].Claim(ctx, "sms", now, lease, batch)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(its) == 0 {
+					return
+				}
+				if len(its) > batch {
+					errs <- fmt.Errorf("claim returned %d items, limit %d", len(its), batch)
+					return
+				}
+				for i := 1; i < len(its); i++ {
+					p, q := its[i-1], its[i]
+					if q.NextTry.Before(p.NextTry) || q.NextTry.Equal(p.NextTry) && q.ID < p.ID {
+						errs <- fmt.Errorf("claim out of order: %d (%v) before %d (%v)", p.ID, p.NextTry, q.ID, q.NextTry)
+						return
+					}
+				}
+				mu.Lock()
+				claims++
+				for _, it := range its {
+					got[it.ID]++
+					total++
+				}
+				over := total > items
+				mu.Unlock()
+				if over { // a store that does not lease would loop forever
+					errs <- fmt.Errorf("more than %d items claimed in all: some went twice", items)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	twice := 0
+	for _, n := range got {
+		if n != 1 {
+			twice++
+		}
+	}
+	if twice > 0 {
+		t.Fatalf("%d of %d items claimed more than once", twice, len(got))
+	}
+	if t.Failed() {
+		return
+	}
+	if len(got) != items {
+		t.Errorf("%d distinct items claimed, want %d", len(got), items)
+	}
+	t.Logf("%d items in %d claims by %d goroutines on 2 stores", len(got), claims, claimers)
+	// Every item is leased: nothing is left before the lease ends, and all
+	// of them come back when it does.
+	if _, got := claimIDs(t, stores[0], "sms", now.Add(lease-time.Microsecond), lease, 1000); got != "" {
+		t.Fatalf("Claim before the lease ends = %s, want none", got)
+	}
+	if its, _ := claimIDs(t, stores[1], "sms", now.Add(lease), lease, 1000); len(its) != items {
+		t.Fatalf("Claim when the lease ends: %d items, want %d", len(its), items)
+	}
+	if its, _ := claimIDs(t, stores[1], "email", now, lease, 0); len(its) != 1 {
+		t.Fatalf("Claim email: %d items, want 1", len(its))
 	}
 }
 

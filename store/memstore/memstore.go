@@ -5,6 +5,7 @@
 package memstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -258,7 +259,7 @@ func (s *Store) PruneArchive(_ context.Context, transport string, before time.Ti
 	return n, nil
 }
 
-// Enqueue implements store.Store.
+// Enqueue implements store.Store; a zero NextTry becomes now (due now).
 func (s *Store) Enqueue(_ context.Context, it *store.QueueItem) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -267,12 +268,24 @@ func (s *Store) Enqueue(_ context.Context, it *store.QueueItem) error {
 	if it.CreatedAt.IsZero() {
 		it.CreatedAt = time.Now()
 	}
+	if it.NextTry.IsZero() {
+		it.NextTry = it.CreatedAt
+	}
 	s.queue[it.ID] = *it
 	return nil
 }
 
-// Due implements store.Store.
-func (s *Store) Due(_ context.Context, transport string, now time.Time, limit int) ([]store.QueueItem, error) {
+// Claim implements store.Store. It picks and leases the items under the
+// store's mutex, so that concurrent claims never return one item twice;
+// like the real stores it returns them with the NextTry they had before
+// (when they fell due), earliest first, then by ID.
+func (s *Store) Claim(_ context.Context, transport string, now time.Time, lease time.Duration, limit int) ([]store.QueueItem, error) {
+	if lease <= 0 {
+		return nil, fmt.Errorf("memstore: claim %s: the lease must be > 0, got %v", transport, lease)
+	}
+	if limit <= 0 {
+		limit = store.DefaultDueLimit
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []store.QueueItem
@@ -281,9 +294,19 @@ func (s *Store) Due(_ context.Context, transport string, now time.Time, limit in
 			out = append(out, it)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].NextTry.Before(out[j].NextTry) })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+	slices.SortFunc(out, func(a, b store.QueueItem) int {
+		if c := a.NextTry.Compare(b.NextTry); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	out = out[:min(len(out), limit)]
+	until := now.Add(lease)
+	for i, it := range out {
+		leased := it
+		leased.NextTry = until
+		s.queue[it.ID] = leased
+		out[i].Payload = slices.Clone(it.Payload) // the caller's own copy
 	}
 	return out, nil
 }
