@@ -203,6 +203,7 @@ func (g *Gateway) user(transport string, from jid.JID, create bool) (*User, erro
 		ctx:       ctx,
 		cancel:    cancel,
 		inbox:     make(chan Inbound, inboxSize),
+		room:      make(chan struct{}, 1),
 		network:   make(chan any, networkInboxSize),
 		done:      make(chan struct{}),
 		stop:      make(chan string),
@@ -246,8 +247,10 @@ func (g *Gateway) forgetLocked(u *User) {
 }
 
 // Dispatch hands an event from an XMPP user to the user's goroutine,
-// starting it when needed. It never blocks: a refusal (access, registration,
-// a full inbox) comes back as a *StanzaError for the component to answer.
+// starting it when needed. A full inbox makes it wait for room, at most
+// inboxWait once per congestion episode (see inboxSize); a refusal
+// (access, registration, a congested user) comes back as a *StanzaError
+// for the component to answer.
 func (g *Gateway) Dispatch(transport string, from jid.JID, ev Inbound) error {
 	if p, ok := ev.(UserPresence); ok && p.Type == Unavailable {
 		// Going offline needs no session: only tell one that runs.
@@ -265,11 +268,16 @@ func (g *Gateway) Query(transport string, q Query) error {
 	return g.deliver(transport, q.From, queryEvent{&q})
 }
 
+// errSendingTooFast answers a sender whose user goroutine is congested.
+var errSendingTooFast = Errorf(ResourceConstraint, "You are sending faster than the gateway can pass on; wait a moment and try again.")
+
 // deliver enqueues ev for the user. The enqueue happens under g.mu, as
 // does retire's check of the inbox, so an event can never land in the
-// inbox of a user goroutine that already decided to stop.
+// inbox of a user goroutine that already decided to stop. Waiting for
+// room happens outside the lock (the goroutine may need it to go on).
 func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
-	for range 3 {
+	var deadline *time.Timer
+	for restarts := 0; restarts < 3; {
 		u, err := g.user(transport, from, true)
 		if err != nil {
 			return err
@@ -281,6 +289,7 @@ func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
 		}
 		if g.users[userKey{bare: u.bare.String(), transport: transport}] != u {
 			g.mu.Unlock()
+			restarts++
 			continue // retired meanwhile: start a fresh one
 		}
 		select {
@@ -288,8 +297,23 @@ func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
 			g.mu.Unlock()
 			return nil
 		default:
-			g.mu.Unlock()
-			return Errorf(ResourceConstraint, "You are sending faster than the gateway can pass on; wait a moment and try again.")
+		}
+		g.mu.Unlock()
+		if u.congested.Load() {
+			return errSendingTooFast
+		}
+		if deadline == nil {
+			deadline = time.NewTimer(inboxWait)
+			defer deadline.Stop()
+		}
+		select {
+		case <-u.room: // a slot freed: try again
+		case <-u.done:
+			restarts++
+		case <-deadline.C:
+			u.congested.Store(true)
+			u.log.Warn("the user's work is not moving on; refusing their messages until it does", "waited", inboxWait)
+			return errSendingTooFast
 		}
 	}
 	return Errorf(ServiceUnavailable, "The gateway could not start your session; try again.")

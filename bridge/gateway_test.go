@@ -45,6 +45,7 @@ type fakeTransport struct {
 	closed      []string
 	handled     atomic.Int64
 	block       chan struct{} // when set, HandleInbound waits on it
+	delay       time.Duration // when set, HandleInbound takes this long
 }
 
 func (t *fakeTransport) Name() string                       { return "fake" }
@@ -80,6 +81,9 @@ type fakeSession struct {
 func (s *fakeSession) HandleInbound(ev bridge.Inbound) {
 	if s.t.block != nil {
 		<-s.t.block
+	}
+	if s.t.delay > 0 {
+		time.Sleep(s.t.delay)
 	}
 	s.t.handled.Add(1)
 	m, ok := ev.(bridge.SendMessage)
@@ -224,22 +228,72 @@ func TestRegistrationRequiredThenRegisterAndUnregister(t *testing.T) {
 	}
 }
 
+// TestFullInboxAnswersResourceConstraint: a user whose goroutine is stuck
+// costs the dispatcher one wait of inboxWait, then its senders are refused
+// at once (the read loop is not stalled per message); once the goroutine
+// moves again and the inbox drains, events are accepted again.
 func TestFullInboxAnswersResourceConstraint(t *testing.T) {
 	tr := &fakeTransport{block: make(chan struct{})}
 	gw, _, _ := newGateway(t, tr)
 	alice := jid.MustParse("alice@example.org/pc")
-	var refused int
-	for i := 0; i < 1000; i++ {
+	var refused, accepted int
+	var firstRefusal time.Duration
+	start := time.Now()
+	for range 1000 {
 		if err := gw.Dispatch("fake", alice, msg(alice.String(), "x", "")); err != nil {
 			if condition(err) != bridge.ResourceConstraint {
 				t.Fatalf("got %v, want resource-constraint", err)
 			}
+			if refused == 0 {
+				firstRefusal = time.Since(start)
+			}
 			refused++
+			continue
 		}
+		accepted++
 	}
-	close(tr.block)
+	total := time.Since(start)
 	if refused == 0 {
 		t.Fatal("a blocked user accepted 1000 events: the inbox is not bounded")
+	}
+	if firstRefusal < 400*time.Millisecond {
+		t.Errorf("the first refusal came after %s: Dispatch did not wait for room", firstRefusal)
+	}
+	if total > firstRefusal+time.Second {
+		t.Errorf("1000 dispatches took %s: every refusal waited, not only the first", total)
+	}
+	close(tr.block)
+	deadline := time.Now().Add(5 * time.Second)
+	for tr.handled.Load() != int64(accepted) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := tr.handled.Load(); got != int64(accepted) {
+		t.Fatalf("handled %d of %d accepted events", got, accepted)
+	}
+	if err := gw.Dispatch("fake", alice, msg(alice.String(), "x", "")); err != nil {
+		t.Fatalf("after the inbox drained: %v", err)
+	}
+}
+
+// TestBurstWaitsForRoom: a burst far larger than the inbox, sent to a user
+// whose goroutine is slower than the sender but moving, is accepted whole
+// and handled whole.
+func TestBurstWaitsForRoom(t *testing.T) {
+	tr := &fakeTransport{delay: 20 * time.Microsecond}
+	gw, _, _ := newGateway(t, tr)
+	alice := jid.MustParse("alice@example.org/pc")
+	const n = 3000
+	for i := range n {
+		if err := gw.Dispatch("fake", alice, msg(alice.String(), "x", "")); err != nil {
+			t.Fatalf("event %d refused: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for tr.handled.Load() != n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := tr.handled.Load(); got != n {
+		t.Fatalf("handled %d of %d", got, n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -11,10 +12,18 @@ import (
 	"switchboard/store"
 )
 
-// inboxSize bounds what one user may have waiting from XMPP. A full inbox
-// answers the sender with resource-constraint: natural per-user rate
-// limiting, and one slow user never stalls the component's read loop.
+// inboxSize bounds what one user may have waiting from XMPP. When it is
+// full, Dispatch waits up to inboxWait for the user's goroutine to take
+// one (a burst from a fast client is passed on whole, at the pace the
+// goroutine works, as TCP pushes back on the XMPP server meanwhile); a
+// user whose goroutine takes none in that time is congested, and the
+// sender gets resource-constraint at once until the inbox is half empty
+// again, so that one stuck user stalls the component's read loop at most
+// once per episode, never per message.
 const inboxSize = 256
+
+// inboxWait bounds how long Dispatch waits for room in a full inbox.
+const inboxWait = 500 * time.Millisecond
 
 // networkInboxSize bounds what a session's own goroutines may have waiting;
 // Post blocks when it is full, which pushes back on the network connection.
@@ -49,8 +58,13 @@ type User struct {
 
 	inbox   chan Inbound
 	network chan any
-	done    chan struct{}
-	stop    chan string // DisconnectUser: close the session with this reason
+	// room is signalled (without blocking) when the goroutine takes an
+	// event from an inbox that was full, for a Dispatch waiting on it;
+	// congested is set when such a wait ran out (see inboxSize).
+	room      chan struct{}
+	congested atomic.Bool
+	done      chan struct{}
+	stop      chan string // DisconnectUser: close the session with this reason
 
 	// The fields below are owned by the user's goroutine.
 	account   *store.Account
@@ -164,6 +178,14 @@ func (u *User) run(wg *sync.WaitGroup) {
 	for {
 		select {
 		case ev := <-u.inbox:
+			if n := len(u.inbox); n >= inboxSize-1 {
+				select {
+				case u.room <- struct{}{}:
+				default:
+				}
+			} else if n < inboxSize/2 && u.congested.Load() {
+				u.congested.Store(false)
+			}
 			u.handle(ev)
 		case ev := <-u.network:
 			u.session.HandleNetwork(ev)
