@@ -248,7 +248,8 @@ func (g *Gateway) forgetLocked(u *User) {
 
 // Dispatch hands an event from an XMPP user to the user's goroutine,
 // starting it when needed. A full inbox makes it wait for room, at most
-// inboxWait once per congestion episode (see inboxSize); a refusal
+// inboxWait (linkBusyWait while the user waits for the XMPP server) once
+// per congestion episode (see inboxSize); a refusal
 // (access, registration, a congested user) comes back as a *StanzaError
 // for the component to answer.
 func (g *Gateway) Dispatch(transport string, from jid.JID, ev Inbound) error {
@@ -277,6 +278,7 @@ var errSendingTooFast = Errorf(ResourceConstraint, "You are sending faster than 
 // room happens outside the lock (the goroutine may need it to go on).
 func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
 	var deadline *time.Timer
+	var waited time.Duration
 	for restarts := 0; restarts < 3; {
 		u, err := g.user(transport, from, true)
 		if err != nil {
@@ -311,8 +313,12 @@ func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
 		case <-u.done:
 			restarts++
 		case <-deadline.C:
+			if waited += inboxWait; waited < linkBusyWait && u.emitting.Load() {
+				deadline.Reset(inboxWait) // the XMPP server is the bottleneck: hold back
+				continue
+			}
 			u.congested.Store(true)
-			u.log.Warn("the user's work is not moving on; refusing their messages until it does", "waited", inboxWait)
+			u.log.Warn("the user's work is not moving on; refusing their messages until it does", "waited", waited)
 			return errSendingTooFast
 		}
 	}

@@ -128,15 +128,44 @@ func (allowList) IsAdmin(u jid.JID) bool { return u.Localpart() == "admin" }
 
 func newGateway(t *testing.T, tr *fakeTransport) (*bridge.Gateway, chan bridge.Outbound, *memstore.Store) {
 	t.Helper()
+	sink := chanSink{ch: make(chan bridge.Outbound, 10000)}
+	gw, st := newGatewaySink(t, tr, sink)
+	return gw, sink.ch, st
+}
+
+// newGatewaySink runs a gateway whose transport tr delivers to sink.
+func newGatewaySink(t *testing.T, tr *fakeTransport, sink bridge.Sink) (*bridge.Gateway, *memstore.Store) {
+	t.Helper()
 	st := memstore.New()
 	gw := bridge.New(st, allowList{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	sink := chanSink{ch: make(chan bridge.Outbound, 10000)}
 	gw.AddTransport(tr, sink)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = gw.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return gw, sink.ch, st
+	return gw, st
+}
+
+// gatedSink is an XMPP link whose queue stays full until open is closed:
+// SendWait waits for it.
+type gatedSink struct{ open chan struct{} }
+
+func (s gatedSink) Send(bridge.Outbound) error {
+	select {
+	case <-s.open:
+		return nil
+	default:
+		return bridge.ErrQueueFull
+	}
+}
+
+func (s gatedSink) SendWait(_ bridge.Outbound, _ time.Duration, stop <-chan struct{}) error {
+	select {
+	case <-s.open:
+		return nil
+	case <-stop:
+		return bridge.ErrQueueFull
+	}
 }
 
 func msg(from, body, id string) bridge.SendMessage {
@@ -289,6 +318,36 @@ func TestBurstWaitsForRoom(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
+	for tr.handled.Load() != n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := tr.handled.Load(); got != n {
+		t.Fatalf("handled %d of %d", got, n)
+	}
+}
+
+// TestInboxWaitsWhileTheLinkIsBusy: while the user's goroutine waits for
+// the XMPP server to take its stanzas (a full link queue), a full inbox
+// holds the sender back for longer than inboxWait instead of refusing: the
+// XMPP server is the bottleneck, and 1.5 s of it loses nothing.
+func TestInboxWaitsWhileTheLinkIsBusy(t *testing.T) {
+	tr := &fakeTransport{}
+	sink := gatedSink{open: make(chan struct{})}
+	gw, _ := newGatewaySink(t, tr, sink)
+	alice := jid.MustParse("alice@example.org/pc")
+	opened := time.AfterFunc(1500*time.Millisecond, func() { close(sink.open) })
+	defer opened.Stop()
+	start := time.Now()
+	const n = 600
+	for i := range n {
+		if err := gw.Dispatch("fake", alice, msg(alice.String(), "x", "")); err != nil {
+			t.Fatalf("event %d refused after %s: %v", i, time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("%d events passed in %s while the link was full: Dispatch did not wait", n, took)
+	}
+	deadline := time.Now().Add(5 * time.Second)
 	for tr.handled.Load() != n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -15,15 +15,24 @@ import (
 // inboxSize bounds what one user may have waiting from XMPP. When it is
 // full, Dispatch waits up to inboxWait for the user's goroutine to take
 // one (a burst from a fast client is passed on whole, at the pace the
-// goroutine works, as TCP pushes back on the XMPP server meanwhile); a
+// goroutine works, as TCP pushes back on the XMPP server meanwhile), or up
+// to linkBusyWait while the goroutine itself waits for the XMPP server; a
 // user whose goroutine takes none in that time is congested, and the
 // sender gets resource-constraint at once until the inbox is half empty
 // again, so that one stuck user stalls the component's read loop at most
 // once per episode, never per message.
 const inboxSize = 256
 
-// inboxWait bounds how long Dispatch waits for room in a full inbox.
-const inboxWait = 500 * time.Millisecond
+// inboxWait bounds how long Dispatch waits for room in a full inbox, and
+// linkBusyWait how long it goes on waiting while the user's goroutine is
+// itself waiting for the XMPP server to take its stanzas (Emit on a full
+// link queue): then the XMPP server is the bottleneck, and holding back
+// what it sends is the backpressure it needs. linkBusyWait stays well
+// under the link's keepalive timeout, which counts on the read loop.
+const (
+	inboxWait    = 500 * time.Millisecond
+	linkBusyWait = 5 * time.Second
+)
 
 // networkInboxSize bounds what a session's own goroutines may have waiting;
 // Post blocks when it is full, which pushes back on the network connection.
@@ -63,6 +72,7 @@ type User struct {
 	// congested is set when such a wait ran out (see inboxSize).
 	room      chan struct{}
 	congested atomic.Bool
+	emitting  atomic.Bool // the goroutine is in Emit
 	done      chan struct{}
 	stop      chan string // DisconnectUser: close the session with this reason
 
@@ -120,7 +130,9 @@ const emitWait = 30 * time.Second
 func (u *User) Emit(ev Outbound) error {
 	var err error
 	if w, ok := u.sink.(WaitingSink); ok {
+		u.emitting.Store(true)
 		err = w.SendWait(ev, emitWait, u.ctx.Done())
+		u.emitting.Store(false)
 	} else {
 		err = u.sink.Send(ev)
 	}
