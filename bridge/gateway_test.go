@@ -310,13 +310,21 @@ func TestFullInboxAnswersResourceConstraint(t *testing.T) {
 func TestBurstWaitsForRoom(t *testing.T) {
 	tr := &fakeTransport{delay: 20 * time.Microsecond}
 	gw, _, _ := newGateway(t, tr)
+	dispatchAll(t, gw, tr, 3000)
+}
+
+// dispatchAll sends n events from one user, fails on any refusal, and
+// waits until all n are handled. It returns how long the dispatching took.
+func dispatchAll(t *testing.T, gw *bridge.Gateway, tr *fakeTransport, n int64) time.Duration {
+	t.Helper()
 	alice := jid.MustParse("alice@example.org/pc")
-	const n = 3000
+	start := time.Now()
 	for i := range n {
 		if err := gw.Dispatch("fake", alice, msg(alice.String(), "x", "")); err != nil {
-			t.Fatalf("event %d refused: %v", i, err)
+			t.Fatalf("event %d refused after %s: %v", i, time.Since(start).Round(time.Millisecond), err)
 		}
 	}
+	took := time.Since(start)
 	deadline := time.Now().Add(10 * time.Second)
 	for tr.handled.Load() != n && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
@@ -324,6 +332,7 @@ func TestBurstWaitsForRoom(t *testing.T) {
 	if got := tr.handled.Load(); got != n {
 		t.Fatalf("handled %d of %d", got, n)
 	}
+	return took
 }
 
 // TestInboxWaitsWhileTheLinkIsBusy: while the user's goroutine waits for
@@ -334,25 +343,10 @@ func TestInboxWaitsWhileTheLinkIsBusy(t *testing.T) {
 	tr := &fakeTransport{}
 	sink := gatedSink{open: make(chan struct{})}
 	gw, _ := newGatewaySink(t, tr, sink)
-	alice := jid.MustParse("alice@example.org/pc")
 	opened := time.AfterFunc(1500*time.Millisecond, func() { close(sink.open) })
 	defer opened.Stop()
-	start := time.Now()
-	const n = 600
-	for i := range n {
-		if err := gw.Dispatch("fake", alice, msg(alice.String(), "x", "")); err != nil {
-			t.Fatalf("event %d refused after %s: %v", i, time.Since(start).Round(time.Millisecond), err)
-		}
-	}
-	if took := time.Since(start); took < time.Second {
-		t.Errorf("%d events passed in %s while the link was full: Dispatch did not wait", n, took)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for tr.handled.Load() != n && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if got := tr.handled.Load(); got != n {
-		t.Fatalf("handled %d of %d", got, n)
+	if took := dispatchAll(t, gw, tr, 600); took < time.Second {
+		t.Errorf("600 events passed in %s while the link was full: Dispatch did not wait", took)
 	}
 }
 
