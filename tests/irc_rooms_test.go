@@ -445,6 +445,15 @@ func TestIRCRooms(t *testing.T) {
 		if sid.AttrValue("id") == "" || sid.AttrValue("by") != r {
 			t.Errorf("reflection must carry a stanza-id by the room: %s", echo.XML)
 		}
+		// A correction (XEP-0308): IRC gets the corrected text, and the
+		// reflection keeps <replace/>, so the client corrects the message
+		// it shows instead of adding another one.
+		alice.SendRaw(`<message type='groupchat' to='` + r + `' id='r2'><body>reflect me, fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='r1'/></message>`)
+		w.Expect(t, privmsgFrom("alice", "#refl", "reflect me, fixed"), wait)
+		fix := groupchatFrom(t, alice, r+"/alice", withBody("reflect me, fixed"))
+		if fix.ID != "r2" || fix.Find("{urn:xmpp:message-correct:0}replace").AttrValue("id") != "r1" {
+			t.Errorf("the reflected correction must carry id r2 and replace r1: %s", fix.XML)
+		}
 	})
 
 	t.Run("multi-line", func(t *testing.T) {

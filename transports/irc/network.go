@@ -842,12 +842,14 @@ func (n *network) sendText(ev bridge.SendMessage, target string, r *room, fail f
 }
 
 // reflect shows the user's own message in the room, with its id (and the
-// IRC msgid of its echo when there is one), and archives it.
+// IRC msgid of its echo when there is one), and archives it. A correction
+// (XEP-0308) keeps its <replace/>, so that clients correct the message they
+// show; IRC, which has no corrections, got the corrected text.
 func (n *network) reflect(r *room, ev bridge.SendMessage, body, msgid string, when time.Time) {
 	archived := n.archiving()
 	sid := n.s.stanzaID(msgid, archived)
 	m := bridge.Message{From: r.addr.Occupant(n.nick), Type: bridge.Groupchat, ID: ev.ID, StanzaID: sid,
-		OriginID: ev.OriginID, Body: body, Action: ev.Action, Time: when, Reply: ev.Reply}
+		OriginID: ev.OriginID, Body: body, Action: ev.Action, Time: when, Reply: ev.Reply, ReplaceID: ev.ReplaceID}
 	for _, to := range r.resources {
 		m.To = to
 		n.s.emit(m)
