@@ -92,8 +92,8 @@ func (m *memStore) Enqueue(context.Context, *store.QueueItem) error             
 func (m *memStore) Claim(context.Context, string, time.Time, time.Duration, int) ([]store.QueueItem, error) {
 	return nil, nil
 }
-func (m *memStore) Reschedule(context.Context, int64, time.Time, string) error { return nil }
-func (m *memStore) Dequeue(context.Context, int64) error                       { return nil }
+func (m *memStore) Reschedule(context.Context, int64, time.Time, time.Time, string) error { return nil }
+func (m *memStore) Dequeue(context.Context, int64, time.Time) error                       { return nil }
 func (m *memStore) GetState(context.Context, string, string, string) ([]byte, error) {
 	return nil, store.ErrNotFound
 }

@@ -303,8 +303,10 @@ func (s *sqlStore) Enqueue(ctx context.Context, it *QueueItem) error {
 // Claim returns up to limit (DefaultDueLimit when ≤ 0) items of transport
 // whose NextTry is not after now, earliest first, and leases them: in one
 // write transaction it selects them and moves their next_try to
-// now+lease. The items carry the NextTry they had before (when they fell
-// due). See Store.Claim.
+// now+lease (dbTime, so that Lease is exactly the value stored and the
+// equality checks of Dequeue and Reschedule match on both databases). The
+// items carry the NextTry they had before (when they fell due) and the
+// lease end in Lease. See Store.Claim.
 //
 // On PostgreSQL the select locks the rows it picks and skips the rows
 // another claim holds (FOR UPDATE SKIP LOCKED), so that concurrent claims
@@ -315,8 +317,8 @@ func (s *sqlStore) Enqueue(ctx context.Context, it *QueueItem) error {
 // connection) excludes every other writer, other processes included.
 // Both databases thus give each due item to one claim only.
 func (s *sqlStore) Claim(ctx context.Context, transport string, now time.Time, lease time.Duration, limit int) ([]QueueItem, error) {
-	if lease <= 0 {
-		return nil, fmt.Errorf("store: claim %s: the lease must be > 0, got %v", transport, lease)
+	if lease < time.Microsecond {
+		return nil, fmt.Errorf("store: claim %s: the lease must be at least 1µs, got %v", transport, lease)
 	}
 	if limit <= 0 {
 		limit = DefaultDueLimit
@@ -339,6 +341,7 @@ func (s *sqlStore) Claim(ctx context.Context, transport string, now time.Time, l
 			}
 			it.NextTry = it.NextTry.UTC()
 			it.CreatedAt = it.CreatedAt.UTC()
+			it.Lease = until
 			out = append(out, it)
 		}
 		if err := rs.Err(); err != nil {
@@ -368,27 +371,69 @@ func (s *sqlStore) Claim(ctx context.Context, transport string, now time.Time, l
 }
 
 // Reschedule adds one to the item's Attempts and sets its NextTry (which
-// ends a Claim's lease) and LastError. A missing id is an error wrapping
-// ErrNotFound.
-func (s *sqlStore) Reschedule(ctx context.Context, id int64, next time.Time, lastErr string) error {
-	n, err := s.b.writer().exec(ctx, "UPDATE queue SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE id = ?",
-		dbTime(next), lastErr, id)
+// ends a Claim's lease) and LastError, if its next_try is still lease (any
+// next_try when lease is zero). An item under another lease is an error
+// wrapping ErrLeaseLost, a missing id one wrapping ErrNotFound. See
+// Store.Reschedule.
+func (s *sqlStore) Reschedule(ctx context.Context, id int64, lease time.Time, next time.Time, lastErr string) error {
+	q, args := "UPDATE queue SET attempts = attempts + 1, next_try = ?, last_error = ? WHERE id = ?", []any{dbTime(next), lastErr, id}
+	if !lease.IsZero() {
+		q, args = q+" AND next_try = ?", append(args, dbTime(lease))
+	}
+	n, err := s.b.writer().exec(ctx, q, args...)
+	if err == nil && n == 0 {
+		err = s.leaseLost(ctx, id, lease)
+	}
 	if err != nil {
 		return fmt.Errorf("store: reschedule queue item %d: %w", id, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("store: reschedule queue item %d: %w", id, ErrNotFound)
 	}
 	return nil
 }
 
-// Dequeue removes the item; an item that is already gone (dequeued, or
-// its account deleted) is not an error.
-func (s *sqlStore) Dequeue(ctx context.Context, id int64) error {
-	if _, err := s.b.writer().exec(ctx, "DELETE FROM queue WHERE id = ?", id); err != nil {
+// Dequeue removes the item if its next_try is still lease (whatever it is
+// when lease is zero). An item that is already gone (dequeued, or its
+// account deleted) is not an error; one under another lease is an error
+// wrapping ErrLeaseLost. See Store.Dequeue.
+func (s *sqlStore) Dequeue(ctx context.Context, id int64, lease time.Time) error {
+	if lease.IsZero() {
+		if _, err := s.b.writer().exec(ctx, "DELETE FROM queue WHERE id = ?", id); err != nil {
+			return fmt.Errorf("store: dequeue item %d: %w", id, err)
+		}
+		return nil
+	}
+	n, err := s.b.writer().exec(ctx, "DELETE FROM queue WHERE id = ? AND next_try = ?", id, dbTime(lease))
+	if err == nil && n == 0 {
+		err = s.leaseLost(ctx, id, lease)
+		if errors.Is(err, ErrNotFound) {
+			err = nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("store: dequeue item %d: %w", id, err)
 	}
 	return nil
+}
+
+// leaseLost tells why a conditional update or delete of queue item id
+// touched no row: an error wrapping ErrLeaseLost if the item is there
+// (under another lease, or rescheduled), ErrNotFound if it is gone.
+//
+// This is a second statement, not the same transaction: an item that its
+// new holder dequeues in between reads as gone. That is no worse than the
+// new holder dequeuing it just before the first statement, which callers
+// cannot tell from gone either; ids are never reused (AUTOINCREMENT,
+// identity), so a gone item never reads as present.
+func (s *sqlStore) leaseLost(ctx context.Context, id int64, lease time.Time) error {
+	var cur time.Time
+	err := s.b.writer().queryRow(ctx, "SELECT next_try FROM queue WHERE id = ?", id).Scan(&cur)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ErrNotFound
+	case err != nil:
+		return err
+	}
+	return fmt.Errorf("lease until %s is over, next try now %s: %w",
+		dbTime(lease).Format(time.RFC3339Nano), cur.UTC().Format(time.RFC3339Nano), ErrLeaseLost)
 }
 
 // ---- state ----

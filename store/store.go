@@ -32,6 +32,14 @@ import (
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrLeaseLost is returned (wrapped) by Dequeue and Reschedule when the
+// queue item still exists but the caller's lease on it is over: the lease
+// ran out and another Claim took the item, or the item was already
+// rescheduled. The item is left unchanged. The caller must not report
+// delivery or failure for it (no receipt, no error to the user, no retry
+// of its own): the current holder will.
+var ErrLeaseLost = errors.New("store: queue item lease lost")
+
 // Account is one user's registration with one transport.
 type Account struct {
 	User      string // bare JID, e.g. "alice@example.org"
@@ -119,6 +127,11 @@ type QueueItem struct {
 	NextTry   time.Time
 	LastError string
 	CreatedAt time.Time
+	// Lease is the end of the lease Claim took on the item (now+lease, in
+	// UTC and truncated to microseconds as the store keeps it): pass it
+	// back to Dequeue and Reschedule, which act only while it is still
+	// the item's. It is zero on items that were not claimed (Enqueue).
+	Lease time.Time
 }
 
 // Store is everything the gateway persists. Implementations are safe for
@@ -171,22 +184,40 @@ type Store interface {
 	// now+lease, so no other Claim (another goroutine or another gateway
 	// instance on the same database) returns them until the lease runs
 	// out. The caller then Dequeues (delivered or finally failed) or
-	// Reschedules (retry later) each one; an item whose sender died comes
-	// back when its lease ends. lease must be longer than one delivery
-	// attempt takes; it must be > 0.
+	// Reschedules (retry later) each one, passing its ID and Lease; an
+	// item whose sender died comes back when its lease ends. lease must be
+	// longer than one delivery attempt takes; it must be at least a
+	// microsecond (the store's precision, so that each claim of an item
+	// ends its lease strictly later than the claim before).
 	//
 	// The items carry the NextTry they had before the claim (when they
-	// fell due, which is lost in the store once leased; the lease ends at
-	// now+lease, which the caller knows) and their Attempts unchanged: a
-	// claim is not an attempt.
+	// fell due, which is lost in the store once leased), their Attempts
+	// unchanged (a claim is not an attempt), and in Lease the lease end
+	// the store wrote (now+lease, truncated to microseconds).
 	Claim(ctx context.Context, transport string, now time.Time, lease time.Duration, limit int) ([]QueueItem, error)
-	// Reschedule records a failed attempt (Attempts+1) and the next try,
-	// which ends a lease Claim took; an unknown id is an error wrapping
-	// ErrNotFound.
-	Reschedule(ctx context.Context, id int64, next time.Time, lastErr string) error
-	// Dequeue removes an item that was delivered or finally failed; an
-	// item already gone is not an error.
-	Dequeue(ctx context.Context, id int64) error
+	// Reschedule records a failed attempt (Attempts+1), lastErr and the
+	// next try, which ends the lease; lease is the QueueItem.Lease that
+	// Claim returned. It acts only while the item's NextTry still equals
+	// lease: when the item exists but is no longer the caller's (its
+	// lease ran out and another Claim took it, or it was already
+	// rescheduled) it changes nothing and returns an error wrapping
+	// ErrLeaseLost; when the item is gone (dequeued, or its account
+	// deleted) an error wrapping ErrNotFound. Either way the caller must
+	// not report the failure. A zero lease skips the check (admin tools
+	// and tests only: a sender always passes its lease).
+	Reschedule(ctx context.Context, id int64, lease time.Time, next time.Time, lastErr string) error
+	// Dequeue removes an item that was delivered or finally failed; lease
+	// is the QueueItem.Lease that Claim returned, and as with Reschedule
+	// the item is removed only while its NextTry still equals lease: an
+	// item that exists under another lease is left alone with an error
+	// wrapping ErrLeaseLost, and the caller must not report delivery or
+	// failure for it. An item already gone is not an error; that nil does
+	// not tell whether the account was deleted or a later holder already
+	// finished the item after the caller's lease ran out (a lease-lost
+	// item that its new holder removes while Dequeue looks is reported
+	// the same way). A zero lease removes the item whoever holds it
+	// (admin tools and tests only).
+	Dequeue(ctx context.Context, id int64, lease time.Time) error
 
 	// GetState returns small per-user state (IMAP UIDVALIDITY/UID,
 	// webhook SIDs seen...), or an error wrapping ErrNotFound.

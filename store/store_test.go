@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -715,6 +716,28 @@ func idList(its ...*QueueItem) string {
 	return strings.Join(out, " ")
 }
 
+// queueRow is what the database holds of a queue item, as a string to
+// compare ("gone" when there is no such row).
+func queueRow(t *testing.T, s *sqlStore, id int64) string {
+	t.Helper()
+	var attempts int
+	var next time.Time
+	var lastErr string
+	err := s.b.writer().queryRow(ctx, "SELECT attempts, next_try, last_error FROM queue WHERE id = ?", id).Scan(&attempts, &next, &lastErr)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "gone"
+	}
+	if err != nil {
+		t.Fatalf("queue item %d: %v", id, err)
+	}
+	return fmt.Sprintf("attempts=%d next_try=%s last_error=%q", attempts, next.UTC().Format(time.RFC3339Nano), lastErr)
+}
+
+// wantRow is the queueRow of an item that is there.
+func wantRow(attempts int, next time.Time, lastErr string) string {
+	return fmt.Sprintf("attempts=%d next_try=%s last_error=%q", attempts, next.UTC().Format(time.RFC3339Nano), lastErr)
+}
+
 func testQueue(t *testing.T, b testBackend) {
 	s := b.open(t)
 	base := dbTime(time.Now())
@@ -730,6 +753,9 @@ func testQueue(t *testing.T, b testBackend) {
 		if it.ID == 0 || it.CreatedAt.IsZero() || it.NextTry.IsZero() {
 			t.Fatalf("Enqueue did not set ID/CreatedAt/NextTry: %+v", it)
 		}
+		if !it.Lease.IsZero() {
+			t.Fatalf("Enqueue set a lease: %+v", it)
+		}
 	}
 	if a.ID == later.ID {
 		t.Fatal("same id twice")
@@ -737,8 +763,9 @@ func testQueue(t *testing.T, b testBackend) {
 	now := dbTime(time.Now()) // not before immediate.NextTry
 	const lease = 10 * time.Minute
 
-	// A lease must be given; a refused claim leases nothing.
-	for _, bad := range []time.Duration{0, -time.Second} {
+	// A lease must be given (at least the store's precision); a refused
+	// claim leases nothing.
+	for _, bad := range []time.Duration{0, -time.Second, time.Microsecond - 1} {
 		if its, err := s.Claim(ctx, "email", now, bad, 10); err == nil {
 			t.Fatalf("Claim with lease %v = %+v, want an error", bad, its)
 		}
@@ -758,6 +785,17 @@ func testQueue(t *testing.T, b testBackend) {
 	if !due[0].NextTry.Equal(early.NextTry) || len(due[0].Payload) != 0 {
 		t.Fatalf("claimed item %+v, want %+v", due[0], early)
 	}
+	// Each item carries the lease end the store wrote, as the store
+	// keeps it.
+	for _, it := range due {
+		if !it.Lease.Equal(now.Add(lease)) || it.Lease.Location() != time.UTC {
+			t.Fatalf("claimed item %d: Lease %v, want %v in UTC", it.ID, it.Lease, now.Add(lease))
+		}
+		if got, want := queueRow(t, s, it.ID), wantRow(0, it.Lease, ""); got != want {
+			t.Fatalf("claimed item %d in the database: %s, want %s", it.ID, got, want)
+		}
+	}
+	earlyLease, aLease := due[0].Lease, due[1].Lease
 	// The claimed items are leased; the due item past the limit is not,
 	// nor is the item not yet due.
 	due, got = claimIDs(t, s, "email", now, lease, 0)
@@ -767,6 +805,7 @@ func testQueue(t *testing.T, b testBackend) {
 	if !due[0].NextTry.Equal(immediate.NextTry) {
 		t.Fatalf("claimed item NextTry %v, want %v", due[0].NextTry, immediate.NextTry)
 	}
+	immediateLease := due[0].Lease
 	if _, got := claimIDs(t, s, "email", now, lease, 0); got != "" {
 		t.Fatalf("Claim of leased items = %s, want none", got)
 	}
@@ -774,25 +813,80 @@ func testQueue(t *testing.T, b testBackend) {
 		t.Fatalf("Claim a microsecond before the lease ends = %s, want none", got)
 	}
 
-	// Reschedule ends a lease and counts an attempt; Dequeue removes.
+	// Finishing takes the lease Claim gave, to the microsecond.
+	if err := s.Dequeue(ctx, early.ID, earlyLease.Add(time.Microsecond)); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Dequeue with another lease: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Reschedule(ctx, a.ID, aLease.Add(-time.Microsecond), now, "x"); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Reschedule with another lease: %v, want ErrLeaseLost", err)
+	}
+	if got, want := queueRow(t, s, a.ID), wantRow(0, aLease, ""); got != want {
+		t.Fatalf("after a Reschedule with another lease: %s, want %s (unchanged)", got, want)
+	}
+
+	// Reschedule with the lease ends it and counts an attempt; Dequeue
+	// with the lease removes.
 	next := now.Add(30 * time.Minute)
-	if err := s.Reschedule(ctx, a.ID, next, "451 try later"); err != nil {
+	if err := s.Reschedule(ctx, a.ID, aLease, next, "451 try later"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Dequeue(ctx, early.ID); err != nil {
+	if got, want := queueRow(t, s, a.ID), wantRow(1, next, "451 try later"); got != want {
+		t.Fatalf("rescheduled: %s, want %s", got, want)
+	}
+	if err := s.Dequeue(ctx, early.ID, earlyLease); err != nil {
 		t.Fatal(err)
 	}
+	if got := queueRow(t, s, early.ID); got != "gone" {
+		t.Fatalf("dequeued item: %s, want gone", got)
+	}
+	// The lease of a rescheduled item is over: finishing it again with
+	// that lease changes nothing.
+	if err := s.Reschedule(ctx, a.ID, aLease, now.Add(time.Hour), "again"); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("second Reschedule with the same lease: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Dequeue(ctx, a.ID, aLease); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Dequeue of a rescheduled item with its old lease: %v, want ErrLeaseLost", err)
+	}
+	if got, want := queueRow(t, s, a.ID), wantRow(1, next, "451 try later"); got != want {
+		t.Fatalf("rescheduled item after finishing it with its old lease: %s, want %s (unchanged)", got, want)
+	}
+
 	// When the lease ends, the item that was neither rescheduled nor
-	// dequeued (its sender died) comes back, due since the lease end.
+	// dequeued (its sender died, or is slow) comes back, due since the
+	// lease end, under a new lease.
 	due, got = claimIDs(t, s, "email", now.Add(lease), lease, 0)
 	if want := idList(immediate); got != want {
 		t.Fatalf("Claim when the lease ends = %s, want %s (immediate)", got, want)
 	}
-	if !due[0].NextTry.Equal(now.Add(lease)) || due[0].Attempts != 0 {
-		t.Fatalf("reclaimed item %+v, want NextTry %v (its lease end), no attempt", due[0], now.Add(lease))
+	if !due[0].NextTry.Equal(now.Add(lease)) || due[0].Attempts != 0 || !due[0].Lease.Equal(now.Add(2*lease)) {
+		t.Fatalf("reclaimed item %+v, want NextTry %v (its lease end), no attempt, Lease %v", due[0], now.Add(lease), now.Add(2*lease))
 	}
-	if err := s.Dequeue(ctx, immediate.ID); err != nil {
-		t.Fatal(err)
+	// The first holder, late, can neither dequeue nor reschedule it: the
+	// new holder has it, unchanged.
+	if err := s.Dequeue(ctx, immediate.ID, immediateLease); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Dequeue with a lease that ran out: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Reschedule(ctx, immediate.ID, immediateLease, now.Add(time.Minute), "late"); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("Reschedule with a lease that ran out: %v, want ErrLeaseLost", err)
+	}
+	if got, want := queueRow(t, s, immediate.ID), wantRow(0, due[0].Lease, ""); got != want {
+		t.Fatalf("item after its late holder tried: %s, want %s (unchanged)", got, want)
+	}
+	if err := s.Dequeue(ctx, immediate.ID, due[0].Lease); err != nil {
+		t.Fatalf("Dequeue by the new holder: %v", err)
+	}
+	if got := queueRow(t, s, immediate.ID); got != "gone" {
+		t.Fatalf("item dequeued by its new holder: %s, want gone", got)
+	}
+	// Gone: Dequeue is not an error, with any lease; Reschedule is
+	// ErrNotFound, not ErrLeaseLost.
+	for _, l := range []time.Time{immediateLease, due[0].Lease, {}} {
+		if err := s.Dequeue(ctx, immediate.ID, l); err != nil {
+			t.Fatalf("Dequeue of a gone item (lease %v): %v", l, err)
+		}
+		if err := s.Reschedule(ctx, immediate.ID, l, now, "x"); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("Reschedule of a gone item (lease %v): %v, want ErrNotFound", l, err)
+		}
 	}
 	// The rescheduled item is due at its next try, with its attempt.
 	if _, got := claimIDs(t, s, "email", next.Add(-time.Microsecond), lease, 0); got != "" {
@@ -805,7 +899,7 @@ func testQueue(t *testing.T, b testBackend) {
 	if due[0].Attempts != 1 || due[0].LastError != "451 try later" || !due[0].NextTry.Equal(next) || string(due[0].Payload) != "mail 1" {
 		t.Fatalf("rescheduled item = %+v", due[0])
 	}
-	if err := s.Reschedule(ctx, a.ID, now.Add(3*time.Hour), "451 again"); err != nil {
+	if err := s.Reschedule(ctx, a.ID, due[0].Lease, now.Add(3*time.Hour), "451 again"); err != nil {
 		t.Fatal(err)
 	}
 	// The item that was not due earlier was not leased: it is due at its
@@ -821,22 +915,52 @@ func testQueue(t *testing.T, b testBackend) {
 		t.Fatalf("Claim after the second reschedule = %s %+v, want %s (a with 2 attempts)", got, due, want)
 	}
 
-	if err := s.Dequeue(ctx, a.ID); err != nil {
+	aLease = due[1].Lease
+	if err := s.Dequeue(ctx, a.ID, aLease); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Dequeue(ctx, a.ID); err != nil {
+	if err := s.Dequeue(ctx, a.ID, aLease); err != nil {
 		t.Fatalf("second Dequeue: %v", err)
 	}
-	if err := s.Reschedule(ctx, a.ID, next, "x"); !errors.Is(err, ErrNotFound) {
+	if err := s.Reschedule(ctx, a.ID, aLease, next, "x"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Reschedule of a dequeued item: %v, want ErrNotFound", err)
 	}
 	if _, got := claimIDs(t, s, "email", now.Add(24*time.Hour), lease, 0); got != idList(later) {
 		t.Fatalf("Claim at the end = %s, want %s (later, its lease over)", got, idList(later))
 	}
 	// Claims of email neither returned nor leased the sms item.
-	due, got = claimIDs(t, s, "sms", now, lease, 0)
+	// A claim at a time finer than the store's keeps the lease as the
+	// store does (microseconds), and that lease finishes the item.
+	fine := now.Add(999 * time.Nanosecond)
+	due, got = claimIDs(t, s, "sms", fine, lease, 0)
 	if want := idList(sms); got != want || !due[0].NextTry.Equal(sms.NextTry) || string(due[0].Payload) != "sms" {
 		t.Fatalf("Claim sms = %s %+v, want %s", got, due, want)
+	}
+	if !due[0].Lease.Equal(now.Add(lease)) {
+		t.Fatalf("Claim at %v: Lease %v, want %v (truncated to microseconds)", fine, due[0].Lease, now.Add(lease))
+	}
+	if err := s.Reschedule(ctx, sms.ID, due[0].Lease, now, "503"); err != nil {
+		t.Fatalf("Reschedule with the lease of a claim at a fine time: %v", err)
+	}
+	// A zero lease finishes the item whoever holds it (admin tools).
+	due, _ = claimIDs(t, s, "sms", now, lease, 0)
+	if len(due) != 1 || due[0].Attempts != 1 {
+		t.Fatalf("Claim sms again = %+v, want it with one attempt", due)
+	}
+	if err := s.Reschedule(ctx, sms.ID, time.Time{}, now, "admin"); err != nil {
+		t.Fatalf("Reschedule with no lease of a leased item: %v", err)
+	}
+	if got, want := queueRow(t, s, sms.ID), wantRow(2, now, "admin"); got != want {
+		t.Fatalf("after Reschedule with no lease: %s, want %s", got, want)
+	}
+	if _, got := claimIDs(t, s, "sms", now, lease, 0); got != idList(sms) {
+		t.Fatalf("Claim sms a third time = %s, want %s", got, idList(sms))
+	}
+	if err := s.Dequeue(ctx, sms.ID, time.Time{}); err != nil {
+		t.Fatalf("Dequeue with no lease of a leased item: %v", err)
+	}
+	if got := queueRow(t, s, sms.ID); got != "gone" {
+		t.Fatalf("after Dequeue with no lease: %s, want gone", got)
 	}
 	if err := s.Enqueue(ctx, &QueueItem{Transport: "sms"}); err == nil {
 		t.Fatal("Enqueue without user succeeded")
@@ -845,10 +969,12 @@ func testQueue(t *testing.T, b testBackend) {
 
 // testQueueConcurrentClaims: claimers on two stores of one database (two
 // gateway instances), several goroutines each, together get every due
-// item exactly once.
+// item exactly once, each leased; then each claimer dequeues its items
+// with their leases, all at once, and every item is gone.
 func testQueueConcurrentClaims(t *testing.T, b testBackend) {
 	dsn := b.newDSN(t)
-	stores := []Store{b.openAt(t, dsn, testKey(1)), b.openAt(t, dsn, testKey(1))}
+	s0 := b.openAt(t, dsn, testKey(1))
+	stores := []Store{s0, b.openAt(t, dsn, testKey(1))}
 	const items, claimers, batch = 200, 8, 7
 	base := dbTime(time.Now())
 	for i := range items {
@@ -866,6 +992,7 @@ func testQueueConcurrentClaims(t *testing.T, b testBackend) {
 	var (
 		mu     sync.Mutex
 		got    = map[int64]int{}
+		mine   = make([][]QueueItem, claimers) // each claimer's items
 		claims int
 		total  int
 		wg     sync.WaitGroup
@@ -895,6 +1022,7 @@ func testQueueConcurrentClaims(t *testing.T, b testBackend) {
 						return
 					}
 				}
+				mine[c] = append(mine[c], its...)
 				mu.Lock()
 				claims++
 				for _, it := range its {
@@ -936,8 +1064,38 @@ func testQueueConcurrentClaims(t *testing.T, b testBackend) {
 	if _, got := claimIDs(t, stores[0], "sms", now.Add(lease-time.Microsecond), lease, 1000); got != "" {
 		t.Fatalf("Claim before the lease ends = %s, want none", got)
 	}
-	if its, _ := claimIDs(t, stores[1], "sms", now.Add(lease), lease, 1000); len(its) != items {
-		t.Fatalf("Claim when the lease ends: %d items, want %d", len(its), items)
+
+	// Each claimer dequeues its items with their leases, all claimers at
+	// once: every Dequeue holds its lease, and every item goes.
+	errs = make(chan error, 2*items) // two at most per item: no send blocks
+	for c := range claimers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, it := range mine[c] {
+				if !it.Lease.Equal(now.Add(lease)) {
+					errs <- fmt.Errorf("claimer %d: item %d has Lease %v, want %v", c, it.ID, it.Lease, now.Add(lease))
+				}
+				if err := stores[c%2].Dequeue(ctx, it.ID, it.Lease); err != nil {
+					errs <- fmt.Errorf("claimer %d: Dequeue(%d, its lease): %v", c, it.ID, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var left int
+	if err := s0.b.writer().queryRow(ctx, "SELECT COUNT(*) FROM queue WHERE transport = 'sms'").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Fatalf("%d sms items left after every claimer dequeued its items, want 0", left)
+	}
+	if its, got := claimIDs(t, stores[1], "sms", now.Add(lease), lease, 1000); len(its) != 0 {
+		t.Fatalf("Claim when the lease ends = %s, want none (all dequeued)", got)
 	}
 	if its, _ := claimIDs(t, stores[1], "email", now, lease, 0); len(its) != 1 {
 		t.Fatalf("Claim email: %d items, want 1", len(its))

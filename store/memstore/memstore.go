@@ -7,6 +7,7 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -278,10 +279,11 @@ func (s *Store) Enqueue(_ context.Context, it *store.QueueItem) error {
 // Claim implements store.Store. It picks and leases the items under the
 // store's mutex, so that concurrent claims never return one item twice;
 // like the real stores it returns them with the NextTry they had before
-// (when they fell due), earliest first, then by ID.
+// (when they fell due), earliest first, then by ID, and with Lease set to
+// now+lease in UTC truncated to microseconds.
 func (s *Store) Claim(_ context.Context, transport string, now time.Time, lease time.Duration, limit int) ([]store.QueueItem, error) {
-	if lease <= 0 {
-		return nil, fmt.Errorf("memstore: claim %s: the lease must be > 0, got %v", transport, lease)
+	if lease < time.Microsecond {
+		return nil, fmt.Errorf("memstore: claim %s: the lease must be at least 1µs, got %v", transport, lease)
 	}
 	if limit <= 0 {
 		limit = store.DefaultDueLimit
@@ -301,23 +303,46 @@ func (s *Store) Claim(_ context.Context, transport string, now time.Time, lease 
 		return cmp.Compare(a.ID, b.ID)
 	})
 	out = out[:min(len(out), limit)]
-	until := now.Add(lease)
+	until := storeTime(now.Add(lease))
 	for i, it := range out {
 		leased := it
 		leased.NextTry = until
 		s.queue[it.ID] = leased
 		out[i].Payload = slices.Clone(it.Payload) // the caller's own copy
+		out[i].Lease = until
 	}
 	return out, nil
 }
 
-// Reschedule implements store.Store.
-func (s *Store) Reschedule(_ context.Context, id int64, next time.Time, lastErr string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// storeTime is a time as the real stores keep it: UTC, microseconds.
+func storeTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// held returns item id if the caller's lease is still its lease (a
+// zero lease holds any item), as the real stores check it: store.ErrNotFound
+// when it is gone, an error wrapping store.ErrLeaseLost when it is under
+// another lease or was rescheduled.
+func (s *Store) held(id int64, lease time.Time) (store.QueueItem, error) {
 	it, ok := s.queue[id]
 	if !ok {
-		return store.ErrNotFound
+		return it, store.ErrNotFound
+	}
+	if !lease.IsZero() && !it.NextTry.Equal(storeTime(lease)) {
+		return it, fmt.Errorf("memstore: queue item %d: lease until %v is over, next try now %v: %w",
+			id, storeTime(lease), it.NextTry, store.ErrLeaseLost)
+	}
+	return it, nil
+}
+
+// Reschedule implements store.Store: only while lease is the item's (any
+// item when lease is zero).
+func (s *Store) Reschedule(_ context.Context, id int64, lease time.Time, next time.Time, lastErr string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, err := s.held(id, lease)
+	if err != nil {
+		return err
 	}
 	it.Attempts++
 	it.NextTry = next
@@ -326,10 +351,17 @@ func (s *Store) Reschedule(_ context.Context, id int64, next time.Time, lastErr 
 	return nil
 }
 
-// Dequeue implements store.Store.
-func (s *Store) Dequeue(_ context.Context, id int64) error {
+// Dequeue implements store.Store: only while lease is the item's (any
+// item when lease is zero); an item already gone is not an error.
+func (s *Store) Dequeue(_ context.Context, id int64, lease time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, err := s.held(id, lease); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
 	delete(s.queue, id)
 	return nil
 }
