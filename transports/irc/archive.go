@@ -59,13 +59,19 @@ func newArchiver(st store.Store, log *slog.Logger) *archiver {
 // add queues an entry. When the queue is full it waits for the writer (up
 // to archiveWait): the user's goroutine stops reading IRC meanwhile, which
 // pushes back on the server instead of losing history. Only a store that
-// stopped answering makes it drop (and count) entries.
+// stopped answering makes it drop (and count) entries, or a full queue
+// with no writer to wait for (never started, as in unit tests, or stopped
+// at shutdown): waiting would only hold the user's goroutine for nothing.
 func (a *archiver) add(e store.ArchiveEntry) {
 	select {
 	case a.in <- e:
 		a.queued()
 		return
 	default:
+	}
+	if !a.writing() {
+		a.drop("the IRC archive is not running; messages are not archived")
+		return
 	}
 	poke(a.full)
 	t := time.NewTimer(archiveWait)
@@ -74,9 +80,29 @@ func (a *archiver) add(e store.ArchiveEntry) {
 	case a.in <- e:
 		a.queued()
 	case <-t.C:
-		if a.dropped.Add(1)%1000 == 1 {
-			a.log.Warn("the IRC archive cannot keep up; messages are not archived", "dropped", a.dropped.Load())
-		}
+		a.drop("the IRC archive cannot keep up; messages are not archived")
+	case <-a.stopped:
+		a.drop("the IRC archive is not running; messages are not archived")
+	}
+}
+
+// writing reports whether the writer runs (started and not returned).
+func (a *archiver) writing() bool {
+	if !a.running.Load() {
+		return false
+	}
+	select {
+	case <-a.stopped:
+		return false
+	default:
+		return true
+	}
+}
+
+// drop counts an entry that is not archived, logging every 1,000th.
+func (a *archiver) drop(why string) {
+	if a.dropped.Add(1)%1000 == 1 {
+		a.log.Warn(why, "dropped", a.dropped.Load())
 	}
 }
 

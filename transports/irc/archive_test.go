@@ -1,10 +1,13 @@
 package irc
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"switchboard/store"
+	"switchboard/store/memstore"
 )
 
 // TestStanzaIDs: archive ids carry the msgid after "~", are shared by the
@@ -75,5 +78,38 @@ func TestMsgidIDsBounded(t *testing.T) {
 	}
 	if len(m.cur)+len(m.prev) > 2*recentMsgids {
 		t.Fatalf("%d ids kept", len(m.cur)+len(m.prev))
+	}
+}
+
+// TestArchiveAddWithoutWriter: with the queue full and no writer (never
+// started, or stopped at shutdown), add returns at once and counts the
+// entry as dropped instead of holding the user's goroutine archiveWait.
+func TestArchiveAddWithoutWriter(t *testing.T) {
+	a := newArchiver(memstore.New(), testLog())
+	e := store.ArchiveEntry{User: "alice@localhost", Transport: "irc", Peer: "#chan%local", Body: "x"}
+	for range archiveQueue {
+		a.add(e)
+	}
+	start := time.Now()
+	a.add(e)
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("add to a full queue without a writer took %s", took)
+	}
+	if got := a.dropped.Load(); got != 1 {
+		t.Fatalf("dropped = %d, want 1", got)
+	}
+
+	// A writer that ran and stopped: the same.
+	b := newArchiver(memstore.New(), testLog())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.run(ctx)
+	for range archiveQueue {
+		b.add(e)
+	}
+	start = time.Now()
+	b.add(e)
+	if took := time.Since(start); took > time.Second || b.dropped.Load() != 1 {
+		t.Fatalf("after the writer stopped: add took %s, dropped %d", took, b.dropped.Load())
 	}
 }
