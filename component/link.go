@@ -106,6 +106,15 @@ type Link struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 
+	// readSeq counts stanzas read from the server; handleSince is when
+	// the read loop entered the handler it is in (unix ns), 0 outside one.
+	// The keepalive uses both: a server that sent stanzas since the ping
+	// is alive (the answer waits behind them), and a read loop held in a
+	// handler (Dispatch waiting for a busy user: backpressure) is not
+	// reading the answer.
+	readSeq     atomic.Uint64
+	handleSince atomic.Int64
+
 	mIn, mOut [numKinds]prometheus.Counter
 	mLinkUp   prometheus.Gauge
 	mDepth    prometheus.Gauge
@@ -521,8 +530,23 @@ func (l *Link) readLoop(r xml.TokenReader) error {
 			}
 			return fmt.Errorf("reading from the XMPP server: %w", err)
 		}
+		l.readSeq.Add(1)
+		l.handleSince.Store(time.Now().UnixNano())
 		l.handle(&t)
+		l.handleSince.Store(0)
 	}
+}
+
+// pingOverdue reports whether a ping unanswered for PingTimeout means a
+// dead connection: nothing was read since seqAtPing, and the read loop is
+// not held in a handler (or has been for longer than PingTimeout, which
+// no wait of ours lasts).
+func (l *Link) pingOverdue(seqAtPing uint64) bool {
+	if l.readSeq.Load() != seqAtPing {
+		return false
+	}
+	since := l.handleSince.Load()
+	return since == 0 || time.Since(time.Unix(0, since)) >= l.cfg.PingTimeout
 }
 
 // writeLoop owns every write to conn. It writes the retry batch and
@@ -600,6 +624,7 @@ func (l *Link) writeLoop(conn net.Conn, initial outItem, abort, shutdown <-chan 
 	pingTimer.Stop()
 	defer pingTimer.Stop()
 	var pingID string
+	var seqAtPing uint64
 
 	for {
 		select {
@@ -630,9 +655,18 @@ func (l *Link) writeLoop(conn net.Conn, initial outItem, abort, shutdown <-chan 
 			if err := flush(true); err != nil {
 				return err
 			}
+			seqAtPing = l.readSeq.Load()
 			pingTimer.Reset(l.cfg.PingTimeout)
 		case <-pingTimer.C:
 			if p := l.pingID.Load(); p != nil && *p == pingID {
+				if !l.pingOverdue(seqAtPing) {
+					// Alive: stanzas came since the ping, or our read
+					// loop holds its reading back. Give the answer,
+					// which waits behind them, another PingTimeout.
+					seqAtPing = l.readSeq.Load()
+					pingTimer.Reset(l.cfg.PingTimeout)
+					continue
+				}
 				return fmt.Errorf("%w within %s", errPingTimeout, l.cfg.PingTimeout)
 			}
 		}

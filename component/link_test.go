@@ -425,3 +425,57 @@ func TestLinkReplyWaitsWhileUp(t *testing.T) {
 		t.Errorf("dropped = %v, want 1 (the answer given up)", v)
 	}
 }
+
+// TestLinkAliveWhileStanzasFlow: a server that keeps sending stanzas is
+// alive even when the ping's answer is slow to come (it waits behind them,
+// or the read loop holds its reading back): the link keeps it; once the
+// server goes silent as well, the link drops it.
+func TestLinkAliveWhileStanzasFlow(t *testing.T) {
+	srv := newFakeServer(t, "s")
+	h := newHarness(t, LinkConfig{Server: srv.addr(), Secret: "s", PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+	h.l.minBackoff, h.l.maxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	runLink(t, h.l)
+	c := srv.accept()
+
+	// Stanzas every 30 ms, no ping answered, for 6 ping timeouts.
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		tick := time.NewTicker(30 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				c.send(fmt.Sprintf(`<iq type='result' id='unrelated%d' from='localhost' to='irc.localhost'/>`, i))
+			}
+		}
+	}()
+	time.Sleep(600 * time.Millisecond)
+	close(stop)
+	<-sent
+	if !h.l.Up() || len(srv.conns) != 0 {
+		t.Fatal("the link dropped a server that kept sending stanzas (and connected again)")
+	}
+	p, err := c.read(t) // the one ping, still unanswered, on the same connection
+	if err != nil || p.find("ping") == nil {
+		t.Fatalf("want the unanswered ping on the first connection, got %v %v", p, err)
+	}
+
+	// Silent now: dropped within a ping timeout or two (the read fails
+	// with the connection closed, not with the 5 s test deadline).
+	start := time.Now()
+	for {
+		_, err := c.read(t)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the link kept a silent connection that answers no ping (%s)", time.Since(start).Round(time.Millisecond))
+		}
+		break
+	}
+}
