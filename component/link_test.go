@@ -197,11 +197,19 @@ func TestLinkReconnectKeepsQueue(t *testing.T) {
 	})
 }
 
-func TestLinkDeadLinkDetection(t *testing.T) {
+// runFastPingLink runs a link to a fake server with a 50 ms ping interval,
+// a 100 ms ping timeout and fast reconnects.
+func runFastPingLink(t *testing.T) (*fakeServer, *harness) {
+	t.Helper()
 	srv := newFakeServer(t, "s")
 	h := newHarness(t, LinkConfig{Server: srv.addr(), Secret: "s", PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
 	h.l.minBackoff, h.l.maxBackoff = 10*time.Millisecond, 50*time.Millisecond
 	runLink(t, h.l)
+	return srv, h
+}
+
+func TestLinkDeadLinkDetection(t *testing.T) {
+	srv, _ := runFastPingLink(t)
 
 	// A server that answers pings keeps the link.
 	c1 := srv.accept()
@@ -431,10 +439,7 @@ func TestLinkReplyWaitsWhileUp(t *testing.T) {
 // or the read loop holds its reading back): the link keeps it; once the
 // server goes silent as well, the link drops it.
 func TestLinkAliveWhileStanzasFlow(t *testing.T) {
-	srv := newFakeServer(t, "s")
-	h := newHarness(t, LinkConfig{Server: srv.addr(), Secret: "s", PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
-	h.l.minBackoff, h.l.maxBackoff = 10*time.Millisecond, 50*time.Millisecond
-	runLink(t, h.l)
+	srv, h := runFastPingLink(t)
 	c := srv.accept()
 
 	// Stanzas every 30 ms, no ping answered, for 6 ping timeouts.
