@@ -125,6 +125,20 @@ func TestIRCv3(t *testing.T) {
 		}
 	})
 
+	t.Run("correction through echo-message", func(t *testing.T) {
+		// With echo-message the reflection waits for the server's echo;
+		// it must keep <replace/> as the direct reflection does on ngircd.
+		alice.SendRaw(`<message type='groupchat' to='` + r + `' id='e2'><body>hello v3, fixed</body><replace xmlns='urn:xmpp:message-correct:0' id='e1'/></message>`)
+		bob.Expect(t, privmsgFrom("alice", "#v3", "hello v3, fixed"), wait)
+		fix := groupchatFrom(t, alice, r+"/alice", byID("e2"))
+		if fix.Body() != "hello v3, fixed" || fix.Find("{urn:xmpp:message-correct:0}replace").AttrValue("id") != "e1" {
+			t.Errorf("the echoed correction must replace e1: %s", fix.XML)
+		}
+		if sid := fix.Find("{" + nsSID + "}stanza-id").AttrValue("id"); !strings.Contains(sid, "~") {
+			t.Errorf("the echoed correction's stanza-id must carry the echo's msgid: %s", fix.XML)
+		}
+	})
+
 	t.Run("chathistory replay on join", func(t *testing.T) {
 		if d := time.Until(historyAt.Add(6 * time.Second)); d > 0 {
 			time.Sleep(d) // older than the 5 s after which a delay is shown
