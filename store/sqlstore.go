@@ -361,13 +361,19 @@ func (s *sqlStore) Claim(ctx context.Context, transport string, now time.Time, l
 	}
 	// PostgreSQL sorts before it locks and re-checks, so a row changed
 	// meanwhile may come out of order: sort here, as promised.
-	slices.SortFunc(out, func(a, b QueueItem) int {
+	SortQueueItems(out)
+	return out, nil
+}
+
+// SortQueueItems puts items in the order Claim returns them: earliest
+// NextTry first, then by ID.
+func SortQueueItems(items []QueueItem) {
+	slices.SortFunc(items, func(a, b QueueItem) int {
 		if c := a.NextTry.Compare(b.NextTry); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	return out, nil
 }
 
 // Reschedule adds one to the item's Attempts and sets its NextTry (which

@@ -5,7 +5,6 @@
 package memstore
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -296,12 +295,7 @@ func (s *Store) Claim(_ context.Context, transport string, now time.Time, lease 
 			out = append(out, it)
 		}
 	}
-	slices.SortFunc(out, func(a, b store.QueueItem) int {
-		if c := a.NextTry.Compare(b.NextTry); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
+	store.SortQueueItems(out)
 	out = out[:min(len(out), limit)]
 	until := storeTime(now.Add(lease))
 	for i, it := range out {
