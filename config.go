@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -12,18 +13,36 @@ import (
 	"github.com/BurntSushi/toml"
 	"mellium.im/xmpp/jid"
 
-	"switchboard/transports/irc"
+	"switchboard/bridge"
 )
 
 // Config is the whole switchboard.toml. A transport is on when its section
 // is present.
 type Config struct {
-	Log    LogConfig    `toml:"log"`
-	XMPP   XMPPConfig   `toml:"xmpp"`
-	Store  StoreConfig  `toml:"store"`
-	HTTP   HTTPConfig   `toml:"http"`
-	Access AccessConfig `toml:"access"`
-	IRC    *irc.Config  `toml:"irc"`
+	Log    LogConfig
+	XMPP   XMPPConfig
+	Store  StoreConfig
+	HTTP   HTTPConfig
+	Access AccessConfig
+	// Transports are the transport sections present, in the order of the
+	// plugins list.
+	Transports []TransportSection
+}
+
+// TransportSection is one transport's section of the config file.
+type TransportSection struct {
+	Plugin bridge.Plugin
+	Config bridge.TransportConfig
+}
+
+// Transport returns the section of the named transport, or nil.
+func (c *Config) Transport(name string) bridge.TransportConfig {
+	for _, t := range c.Transports {
+		if t.Plugin.Name == name {
+			return t.Config
+		}
+	}
+	return nil
 }
 
 // LogConfig is the [log] section.
@@ -52,7 +71,12 @@ type StoreConfig struct {
 
 // HTTPConfig is the [http] section.
 type HTTPConfig struct {
-	Listen string `toml:"listen"` // /metrics, /healthz; "" turns HTTP off
+	Listen string `toml:"listen"` // /metrics, /healthz, webhooks, attachments; "" turns HTTP off
+	// PublicURL is the address the outside world reaches Listen at,
+	// through whatever proxy is in front ("https://gw.example.org"):
+	// webhook signatures are checked against it and attachment links are
+	// built from it. Empty: http://<listen>.
+	PublicURL string `toml:"public_url"`
 	// PProf also serves net/http/pprof under /debug/pprof/ on Listen, for
 	// profiling a running gateway. Bind Listen to loopback when it is on.
 	PProf bool `toml:"pprof"`
@@ -82,17 +106,33 @@ func (d *duration) UnmarshalText(b []byte) error {
 
 // Environment variables that override or supply secrets, so that they need
 // not sit in the config file.
+// SWITCHBOARD_<NAME>_SECRET (envSecret) overrides the component secret
+// of each transport.
 const (
-	envIRCSecret = "SWITCHBOARD_IRC_SECRET" // the IRC component's secret
-	envStoreDSN  = "SWITCHBOARD_STORE_DSN"  // the store DSN (a PostgreSQL URL with a password)
-	envStoreKey  = "SWITCHBOARD_STORE_KEY"  // the secret-encryption key, 64 hex digits, instead of key_file
+	envStoreDSN = "SWITCHBOARD_STORE_DSN" // the store DSN (a PostgreSQL URL with a password)
+	envStoreKey = "SWITCHBOARD_STORE_KEY" // the secret-encryption key, 64 hex digits, instead of key_file
 )
+
+// envSecret is the environment variable that overrides the component
+// secret of a transport: SWITCHBOARD_IRC_SECRET for "irc".
+func envSecret(transport string) string {
+	return "SWITCHBOARD_" + strings.ToUpper(transport) + "_SECRET"
+}
+
+// coreSections are the sections that are not transports.
+var coreSections = []string{"log", "xmpp", "store", "http", "access"}
 
 // loadConfig reads, defaults and validates a config file. It returns every
 // problem found, each naming its key, joined into one error.
 func loadConfig(path string) (*Config, error) {
+	return loadConfigWith(path, plugins)
+}
+
+// loadConfigWith is loadConfig with the given transport plugins.
+func loadConfigWith(path string, kinds []bridge.Plugin) (*Config, error) {
 	var c Config
-	md, err := toml.DecodeFile(path, &c)
+	var sections map[string]toml.Primitive
+	md, err := toml.DecodeFile(path, &sections)
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
@@ -104,7 +144,44 @@ func loadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var problems []error
+	decode := func(name string, v any) {
+		if p, ok := sections[name]; ok {
+			if err := md.PrimitiveDecode(p, v); err != nil {
+				problems = append(problems, fmt.Errorf("%s: %v", name, err))
+			}
+		}
+	}
+	decode("log", &c.Log)
+	decode("xmpp", &c.XMPP)
+	decode("store", &c.Store)
+	decode("http", &c.HTTP)
+	decode("access", &c.Access)
+	known := map[string]bool{}
+	for _, n := range coreSections {
+		known[n] = true
+	}
+	for _, k := range kinds {
+		known[k.Name] = true
+		if _, ok := sections[k.Name]; !ok {
+			continue
+		}
+		tc := k.NewConfig()
+		decode(k.Name, tc)
+		c.Transports = append(c.Transports, TransportSection{Plugin: k, Config: tc})
+	}
+	for name := range sections {
+		if !known[name] {
+			var names []string
+			for _, k := range kinds {
+				names = append(names, k.Name)
+			}
+			problems = append(problems, fmt.Errorf("%s: unknown section (transports this version knows: %s)", name, strings.Join(names, ", ")))
+		}
+	}
 	for _, k := range md.Undecoded() {
+		if !known[k[0]] {
+			continue // reported above as a whole
+		}
 		problems = append(problems, fmt.Errorf("%s: unknown key (misspelt, or not supported by this version)", k.String()))
 	}
 	c.applyEnv()
@@ -123,9 +200,10 @@ func (c *Config) applyEnv() {
 	if v := os.Getenv(envStoreDSN); v != "" {
 		c.Store.DSN = v
 	}
-	if c.IRC != nil {
-		if v := os.Getenv(envIRCSecret); v != "" {
-			c.IRC.Secret, c.IRC.SecretFile = v, ""
+	for _, t := range c.Transports {
+		if v := os.Getenv(envSecret(t.Plugin.Name)); v != "" {
+			cc := t.Config.Component()
+			cc.Secret, cc.SecretFile = v, ""
 		}
 	}
 }
@@ -155,8 +233,8 @@ func (c *Config) setDefaults() {
 	if c.Store.KeyFile == "" {
 		c.Store.KeyFile = "switchboard.key"
 	}
-	if c.IRC != nil {
-		c.IRC.SetDefaults()
+	for _, t := range c.Transports {
+		t.Config.SetDefaults()
 	}
 }
 
@@ -194,6 +272,17 @@ func (c *Config) validate() []error {
 			bad("http.listen", "%q is not host:port", c.HTTP.Listen)
 		}
 	}
+	if c.HTTP.PublicURL != "" {
+		u, err := url.Parse(c.HTTP.PublicURL)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("http.public_url", "%q is not an http:// or https:// URL like \"https://gw.example.org\"", c.HTTP.PublicURL)
+		case u.RawQuery != "" || u.Fragment != "":
+			bad("http.public_url", "%q must not have a query or fragment", c.HTTP.PublicURL)
+		case c.HTTP.Listen == "":
+			bad("http.public_url", "is set but http.listen is empty: nothing would answer at it")
+		}
+	}
 	for i, a := range c.Access.Allow {
 		if _, err := parseAccessEntry(a); err != nil {
 			bad(fmt.Sprintf("access.allow[%d]", i), "%v", err)
@@ -208,27 +297,73 @@ func (c *Config) validate() []error {
 	if len(c.Access.Allow) == 0 && len(c.Access.Admins) == 0 {
 		bad("access.allow", "is empty: nobody could use the gateway (list your XMPP domain, e.g. allow = [\"example.org\"])")
 	}
-	if c.IRC == nil {
-		p = append(p, errors.New("no transport is enabled: add an [irc] section"))
-	} else {
-		p = append(p, c.IRC.Validate()...)
+	if len(c.Transports) == 0 {
+		var names []string
+		for _, k := range plugins {
+			names = append(names, "["+k.Name+"]")
+		}
+		p = append(p, fmt.Errorf("no transport is enabled: add one of the sections %s", strings.Join(names, ", ")))
+	}
+	domains := map[string]string{}
+	for _, t := range c.Transports {
+		name, cc := t.Plugin.Name, t.Config.Component()
+		if cc.Domain == "" {
+			bad(name+".domain", "is missing: set the component domain, e.g. domain = \"%s.example.org\"", name)
+		} else if d, err := jid.Parse(cc.Domain); err != nil || d.Localpart() != "" || d.Resourcepart() != "" {
+			bad(name+".domain", "%q is not a domain name", cc.Domain)
+		} else if other, dup := domains[d.Domainpart()]; dup {
+			bad(name+".domain", "%q is the domain of [%s] too: each transport needs its own component domain", cc.Domain, other)
+		} else {
+			domains[d.Domainpart()] = name
+		}
+		switch {
+		case cc.Secret != "" && cc.SecretFile != "":
+			bad(name+".secret", "secret and secret_file are both set; keep one")
+		case cc.Secret == "" && cc.SecretFile == "":
+			bad(name+".secret", "is missing: set secret or secret_file to the component secret of the XMPP server (or %s)", envSecret(name))
+		case cc.SecretFile != "":
+			if _, err := os.Stat(cc.SecretFile); err != nil {
+				bad(name+".secret_file", "%q cannot be read: %v", cc.SecretFile, err)
+			}
+		}
+		for _, e := range t.Config.Validate() {
+			p = append(p, fmt.Errorf("%s.%w", name, e))
+		}
 	}
 	return p
 }
 
 // resolveSecrets reads the secrets given as files.
 func (c *Config) resolveSecrets() []error {
-	if c.IRC != nil && c.IRC.Secret == "" && c.IRC.SecretFile != "" {
-		b, err := os.ReadFile(c.IRC.SecretFile)
+	var p []error
+	for _, t := range c.Transports {
+		cc := t.Config.Component()
+		if cc.Secret != "" || cc.SecretFile == "" {
+			continue
+		}
+		b, err := os.ReadFile(cc.SecretFile)
 		if err != nil {
-			return []error{fmt.Errorf("irc.secret_file: cannot be read: %w", err)}
+			p = append(p, fmt.Errorf("%s.secret_file: cannot be read: %w", t.Plugin.Name, err))
+			continue
 		}
-		if c.IRC.Secret = strings.TrimSpace(string(b)); c.IRC.Secret == "" {
-			return []error{fmt.Errorf("irc.secret_file: %s is empty", c.IRC.SecretFile)}
+		if cc.Secret = strings.TrimSpace(string(b)); cc.Secret == "" {
+			p = append(p, fmt.Errorf("%s.secret_file: %s is empty", t.Plugin.Name, cc.SecretFile))
 		}
-		c.IRC.SecretFile = "" // resolved: the secret is in Secret now
+		cc.SecretFile = "" // resolved: the secret is in Secret now
 	}
-	return nil
+	return p
+}
+
+// publicURL is [http] public_url without a trailing slash, or
+// http://<listen> when only listen is set ("" without HTTP).
+func (c *Config) publicURL() string {
+	if c.HTTP.PublicURL != "" {
+		return strings.TrimRight(c.HTTP.PublicURL, "/")
+	}
+	if c.HTTP.Listen != "" {
+		return "http://" + c.HTTP.Listen
+	}
+	return ""
 }
 
 // parseAccessEntry reads an allow-list entry: a bare JID or a domain.

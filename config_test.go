@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"mellium.im/xmpp/jid"
+
+	"switchboard/transports/irc"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -18,12 +20,21 @@ func writeConfig(t *testing.T, body string) string {
 	return p
 }
 
+// ircSection is the [irc] section of c, or nil.
+func ircSection(c *Config) *irc.Config {
+	if c == nil {
+		return nil
+	}
+	ic, _ := c.Transport("irc").(*irc.Config)
+	return ic
+}
+
 func TestExampleConfigIsValid(t *testing.T) {
 	c, err := loadConfig("configs/switchboard.toml")
 	if err != nil {
 		t.Fatalf("configs/switchboard.toml: %v", err)
 	}
-	if c.IRC == nil || c.IRC.Domain != "irc.example.org" || c.XMPP.Server != "127.0.0.1:5347" {
+	if ic := ircSection(c); ic == nil || ic.Domain != "irc.example.org" || c.XMPP.Server != "127.0.0.1:5347" {
 		t.Fatalf("decoded %+v", c)
 	}
 }
@@ -86,16 +97,16 @@ address = "127.0.0.1:6667"
 		t.Fatal(err)
 	}
 	c, err := loadConfig(writeConfig(t, strings.Replace(base, "%s", `secret_file = "`+secretFile+`"`, 1)))
-	if err != nil || c.IRC.Secret != "from-file" {
-		t.Fatalf("secret_file: %v %q", err, c.IRC.Secret)
+	if err != nil || ircSection(c).Secret != "from-file" {
+		t.Fatalf("secret_file: %v %q", err, ircSection(c).Secret)
 	}
-	t.Setenv(envIRCSecret, "from-env")
+	t.Setenv(envSecret("irc"), "from-env")
 	t.Setenv(envStoreDSN, "/tmp/other.db")
 	c, err = loadConfig(writeConfig(t, strings.Replace(base, "%s", `secret_file = "`+secretFile+`"`, 1)))
-	if err != nil || c.IRC.Secret != "from-env" || c.Store.DSN != "/tmp/other.db" {
-		t.Fatalf("environment: %v %q %q", err, c.IRC.Secret, c.Store.DSN)
+	if err != nil || ircSection(c).Secret != "from-env" || c.Store.DSN != "/tmp/other.db" {
+		t.Fatalf("environment: %v %q %q", err, ircSection(c).Secret, c.Store.DSN)
 	}
-	t.Setenv(envIRCSecret, "")
+	t.Setenv(envSecret("irc"), "")
 	_, err = loadConfig(writeConfig(t, strings.Replace(base, "%s", "", 1)))
 	if err == nil || !strings.Contains(err.Error(), "irc.secret") {
 		t.Fatalf("no secret at all: %v", err)

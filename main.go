@@ -1,4 +1,4 @@
-// Command switchboard is an XMPP gateway to IRC (email and SMS next). It
+// Command switchboard is an XMPP gateway to IRC, email and SMS. It
 // attaches to an XMPP server as an XEP-0114 external component per
 // transport and lets that server's users reach remote networks from their
 // own XMPP client. See README.md and doc/architecture.md.
@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,7 +27,6 @@ import (
 	"switchboard/bridge"
 	"switchboard/component"
 	"switchboard/store"
-	"switchboard/transports/irc"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -78,7 +78,6 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 // presences into the link queues), then the links (they flush, send
 // unavailable presence and close their streams), then HTTP.
 func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
-	component.Version = version
 	key, err := loadKey(cfg.Store)
 	if err != nil {
 		return err
@@ -91,25 +90,31 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	metrics := bridge.NewMetrics(nil)
 	gw := bridge.New(st, newAccessPolicy(cfg.Access), log, metrics)
+	env := bridge.Env{Gateway: gw, Store: st, Metrics: metrics, Log: log, PublicURL: cfg.publicURL()}
 
 	var links []*component.Link
-	var afterStart []func(context.Context) error
-	if cfg.IRC != nil {
-		t, err := irc.New(*cfg.IRC, st, metrics, log)
+	routes := map[string]http.Handler{}
+	for _, sec := range cfg.Transports {
+		name, cc := sec.Plugin.Name, sec.Config.Component()
+		t, err := sec.Plugin.New(sec.Config, env)
 		if err != nil {
-			return fmt.Errorf("starting the IRC transport: %w", err)
+			return fmt.Errorf("starting the %s transport: %w", name, err)
 		}
 		link := component.NewLink(component.LinkConfig{
-			Domain:       cfg.IRC.Domain,
+			Domain:       cc.Domain,
 			Server:       cfg.XMPP.Server,
-			Secret:       cfg.IRC.Secret,
+			Secret:       cc.Secret,
 			Transport:    t.Name(),
 			QueueSize:    cfg.XMPP.QueueSize,
 			PingInterval: cfg.XMPP.PingInterval.Duration,
+			Version:      version,
 		}, gw, t.Codec(), log)
 		gw.AddTransport(t, link)
 		links = append(links, link)
-		afterStart = append(afterStart, func(ctx context.Context) error { return t.RestoreBouncers(ctx, gw) })
+		if hs, ok := t.(bridge.HTTPService); ok {
+			prefix, h := hs.HTTPHandler()
+			routes[prefix] = h
+		}
 	}
 
 	var httpSrv *http.Server
@@ -118,17 +123,23 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("http.listen %s: %w", cfg.HTTP.Listen, err)
 		}
-		httpSrv = &http.Server{Handler: httpHandler(metrics, links, cfg.HTTP.PProf), ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: httpHandler(metrics, links, routes, cfg.HTTP.PProf), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("the HTTP server stopped", "err", err)
 			}
 		}()
-		paths := "/metrics /healthz"
-		if cfg.HTTP.PProf {
-			paths += " /debug/pprof/"
+		paths := []string{"/metrics", "/healthz"}
+		for p := range routes {
+			paths = append(paths, p)
 		}
-		log.Info("HTTP listening", "addr", ln.Addr().String(), "paths", paths)
+		if cfg.HTTP.PProf {
+			paths = append(paths, "/debug/pprof/")
+		}
+		sort.Strings(paths)
+		log.Info("HTTP listening", "addr", ln.Addr().String(), "paths", strings.Join(paths, " "), "public_url", env.PublicURL)
+	} else if len(routes) > 0 {
+		log.Warn("http.listen is empty: the HTTP paths the transports serve (webhooks, attachments) are not reachable")
 	}
 
 	linkCtx, stopLinks := context.WithCancel(context.Background())
@@ -143,16 +154,6 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}()
 	}
 	log.Info("switchboard started", "version", version, "xmpp", cfg.XMPP.Server, "store", cfg.Store.Driver)
-	// Bouncer users' connections come back without waiting for the users.
-	for _, f := range afterStart {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.Error("restoring bouncer connections failed", "err", err)
-			}
-		}()
-	}
 
 	wg.Add(1)
 	go func() {
@@ -190,9 +191,12 @@ func loadKey(c StoreConfig) ([]byte, error) {
 }
 
 // httpHandler serves /metrics and /healthz (200 only while every
-// component link is up).
-func httpHandler(m *bridge.Metrics, links []*component.Link, withPProf bool) http.Handler {
+// component link is up), and the transports' routes (prefix → handler).
+func httpHandler(m *bridge.Metrics, links []*component.Link, routes map[string]http.Handler, withPProf bool) http.Handler {
 	mux := http.NewServeMux()
+	for prefix, h := range routes {
+		mux.Handle(prefix, h)
+	}
 	if withPProf {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -90,7 +90,3 @@
 // does not allow get forbidden for everything except disco#info on the
 // domain.
 package component
-
-// Version is the gateway's version as XEP-0092 reports it; main sets it at
-// start (from its build information).
-var Version = "dev"

@@ -110,7 +110,9 @@ func (l *Link) prepare(t *tree, s *stanza) bool {
 		return false
 	}
 	if s.kind == kIQ && s.typ == "result" {
-		l.matchPing(s.id)
+		if !l.matchPing(s.id) {
+			l.matchSync(s.id)
+		}
 		return false
 	}
 	if t.tooBig {
@@ -174,7 +176,7 @@ func (l *Link) handleErrorStanza(s *stanza) {
 			cond = c.local
 		}
 	}
-	if s.kind == kIQ && l.matchPing(s.id) {
+	if s.kind == kIQ && (l.matchPing(s.id) || l.matchSync(s.id)) {
 		return
 	}
 	l.log.Debug("received an error stanza", "stanza", s.name, "from", s.fromRaw, "to", s.toRaw, "id", s.id, "condition", cond)

@@ -158,9 +158,7 @@ func TestAccess(t *testing.T) {
 }
 
 func TestGatewayIQs(t *testing.T) {
-	h := newHarness(t, LinkConfig{})
-	Version = "1.2.3"
-	defer func() { Version = "dev" }()
+	h := newHarness(t, LinkConfig{Version: "1.2.3"})
 
 	h.in(`<iq type='get' id='1' from='` + user + `' to='irc.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 	want := `<iq type='result' id='1' from='irc.localhost' to='` + user + `'><query xmlns='http://jabber.org/protocol/disco#info'>` +

@@ -74,7 +74,7 @@ func (l *Link) gatewayIQ(s *stanza, p *node, get bool) bool {
 		l.result(s, func(b []byte) []byte {
 			b = append(b, "<query xmlns='jabber:iq:version'>"...)
 			b = textElem(b, "name", "", "Switchboard")
-			b = textElem(b, "version", "", Version)
+			b = textElem(b, "version", "", l.cfg.Version)
 			b = textElem(b, "os", "", runtime.GOOS)
 			return append(b, "</query>"...)
 		})

@@ -64,6 +64,9 @@ type LinkConfig struct {
 	// server's host, the domain without its first label
 	// ("irc.example.org" → "example.org").
 	PingTo string
+	// Version is the gateway's version as XEP-0092 reports it ("dev"
+	// when empty).
+	Version string
 }
 
 // Stanza kinds, indexes of per-kind counters.
@@ -129,6 +132,7 @@ type Link struct {
 	cmdSessions  map[string]*cmdSession
 	pending      map[string]pendingQuery
 	pendingAdds  int
+	syncs        map[string]chan error // Sync waiting for its ping's answer, by id
 
 	// retry is the batch whose write failed, written first on the next
 	// connection. Only the writer goroutine of the current connection
@@ -154,6 +158,9 @@ func NewLink(cfg LinkConfig, gw *bridge.Gateway, codec mapping.Codec, log *slog.
 	}
 	if cfg.PingTimeout <= 0 {
 		cfg.PingTimeout = DefaultPingTimeout
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -438,7 +445,12 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	upAt := time.Now()
 	connDone := make(chan struct{})
 	var endConn sync.Once
-	connEnded := func() { endConn.Do(func() { close(connDone) }) }
+	connEnded := func() {
+		endConn.Do(func() {
+			close(connDone)
+			l.failSyncs(errSyncLinkDown)
+		})
+	}
 	defer connEnded()
 	l.connDone.Store(&connDone)
 	l.setUp(true)

@@ -5,7 +5,7 @@
 # the Go modules. Run as root or with sudo available. `make deps` runs it.
 set -euo pipefail
 
-APT_PACKAGES=(prosody ngircd inspircd atheme-services postgresql biboumi python3-slixmpp)
+APT_PACKAGES=(prosody prosody-modules ngircd inspircd atheme-services postgresql biboumi python3-slixmpp postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-submissiond swaks netcat-openbsd)
 STATICCHECK_VERSION="${STATICCHECK_VERSION:-v0.8.2}"
 GO="${GO:-go}"
 

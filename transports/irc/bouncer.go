@@ -84,8 +84,9 @@ func (s *session) restore(rooms []bouncerRoom) {
 
 // RestoreBouncers reconnects, after the gateway started, every user who
 // kept channels in bouncer mode, so that they are joined (and archived)
-// before the user comes back. Call it once the gateway runs; connects are
-// paced per server like any others.
+// before the user comes back. Run calls it at start when the transport
+// was built with a gateway (Plugin); connects are paced per server like
+// any others.
 func (t *Transport) RestoreBouncers(ctx context.Context, gw *bridge.Gateway) error {
 	accts, err := t.st.ListAccounts(ctx, "irc")
 	if err != nil {
@@ -108,13 +109,18 @@ func (t *Transport) RestoreBouncers(ctx context.Context, gw *bridge.Gateway) err
 		if err != nil {
 			continue
 		}
-		cmd := bridge.Command{Node: "restore-bouncer", User: true, Run: func(_ context.Context, req *bridge.CommandRequest) (*bridge.CommandResponse, error) {
-			if s, ok := req.Session.(*session); ok {
+		err = gw.Do(ctx, "irc", from, func(_ *bridge.User, s bridge.Session) {
+			if s, ok := s.(*session); ok {
 				s.restore(rooms)
 			}
-			return nil, nil
-		}}
-		gw.ExecuteCommand(ctx, "irc", cmd, &bridge.CommandRequest{From: from, State: map[string]string{}}, func(*bridge.CommandResponse, error) {})
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t.log.Warn("could not restore a user's bouncer connections", "user", a.User, "err", err)
+			continue
+		}
 		restored++
 	}
 	if restored > 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/htmlindex"
 
+	"switchboard/bridge"
 	"switchboard/mapping"
 )
 
@@ -37,12 +37,9 @@ const (
 
 // Config is the [irc] section of the configuration file.
 type Config struct {
-	// Domain is the component domain, e.g. "irc.example.org".
-	Domain string `toml:"domain"`
-	// Secret is the XEP-0114 component secret (or SecretFile, a file that
-	// holds it). main uses it to attach the component.
-	Secret     string `toml:"secret"`
-	SecretFile string `toml:"secret_file"`
+	// ComponentConfig holds domain, secret and secret_file, which main
+	// validates and resolves (secret_file is read into Secret).
+	bridge.ComponentConfig
 	// Open lets users reach IRC servers the admin did not configure, by
 	// host name (#chan%irc.example.net@domain).
 	Open bool `toml:"open"`
@@ -158,20 +155,7 @@ func ptr[T any](v T) *T { return &v }
 func (c *Config) Validate() []error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("irc.%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	if c.Domain == "" {
-		bad("domain", "is missing: set the component domain, e.g. domain = \"irc.example.org\"")
-	}
-	switch {
-	case c.Secret != "" && c.SecretFile != "":
-		bad("secret", "secret and secret_file are both set; keep one")
-	case c.Secret == "" && c.SecretFile == "":
-		bad("secret", "is missing: set secret or secret_file to the component secret of the XMPP server")
-	case c.SecretFile != "":
-		if _, err := os.Stat(c.SecretFile); err != nil {
-			bad("secret_file", "%q cannot be read: %v", c.SecretFile, err)
-		}
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
 	if !c.Open && len(c.Networks) == 0 {
 		bad("network", "no network is configured and open is false, so users could reach nothing")

@@ -68,10 +68,9 @@ func testLog() *slog.Logger {
 // testConfig is a valid config with one network "local" at addr.
 func testConfig(addr string) Config {
 	return Config{
-		Domain:   "irc.localhost",
-		Secret:   "secret",
-		Rate:     ptr(0.0),
-		Networks: []NetworkConfig{{Name: "local", Address: addr}},
+		ComponentConfig: bridge.ComponentConfig{Domain: "irc.localhost", Secret: "secret"},
+		Rate:            ptr(0.0),
+		Networks:        []NetworkConfig{{Name: "local", Address: addr}},
 	}
 }
 

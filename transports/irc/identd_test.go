@@ -25,7 +25,7 @@ import (
 )
 
 func TestIdentOf(t *testing.T) {
-	key, err := identKey(&Config{Secret: "secret"})
+	key, err := identKey(&Config{ComponentConfig: bridge.ComponentConfig{Secret: "secret"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestIdentOf(t *testing.T) {
 	if identOf(key, "bob@localhost") == a {
 		t.Fatal("two users share an ident")
 	}
-	other, _ := identKey(&Config{Secret: "another install"})
+	other, _ := identKey(&Config{ComponentConfig: bridge.ComponentConfig{Secret: "another install"}})
 	if identOf(other, "alice@localhost") == a {
 		t.Fatal("the ident does not depend on the install's secret")
 	}
@@ -47,7 +47,7 @@ func TestIdentOf(t *testing.T) {
 	if err := os.WriteFile(file, []byte("secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fromFile, err := identKey(&Config{SecretFile: file})
+	fromFile, err := identKey(&Config{ComponentConfig: bridge.ComponentConfig{SecretFile: file}})
 	if err != nil || identOf(fromFile, "alice@localhost") != a {
 		t.Fatalf("key from secret_file differs (%v)", err)
 	}
@@ -419,7 +419,7 @@ func TestNewAfterSecretFileRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := identKey(&Config{Secret: "from-file"})
+	want, _ := identKey(&Config{ComponentConfig: bridge.ComponentConfig{Secret: "from-file"}})
 	if string(tr.identKey) != string(want) {
 		t.Fatal("the identd key is not derived from the secret read from the file")
 	}

@@ -16,7 +16,7 @@ import (
 // TestOpenGateway reaches a server that is not configured, by host name.
 func TestOpenGateway(t *testing.T) {
 	ng := testbed.StartNgircd(t, testbed.NgircdOptions{NoFloodLimit: true})
-	cfg := Config{Domain: "irc.localhost", Secret: "s", Open: true, OpenPort: ng.Port(), OpenTLS: ptr(false), OpenAllowPrivate: true, Rate: ptr(0.0)}
+	cfg := Config{ComponentConfig: bridge.ComponentConfig{Domain: "irc.localhost", Secret: "s"}, Open: true, OpenPort: ng.Port(), OpenTLS: ptr(false), OpenAllowPrivate: true, Rate: ptr(0.0)}
 	h := newHarness(t, cfg)
 	bob := testbed.DialIRC(t, ng.Addr(), "bob")
 	bob.Join("#open")

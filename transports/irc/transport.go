@@ -28,6 +28,7 @@ const dialConcurrency = 8
 // Transport is the IRC transport. It implements bridge.Transport.
 type Transport struct {
 	cfg     Config
+	gw      *bridge.Gateway // set by Plugin: Run restores bouncers through it
 	codec   *mapping.IRCCodec
 	st      store.Store
 	metrics *bridge.Metrics
@@ -75,6 +76,20 @@ type netInfo struct {
 }
 
 var _ bridge.Transport = (*Transport)(nil)
+
+// Plugin is the IRC transport's entry in main's list of transports.
+var Plugin = bridge.Plugin{
+	Name:      "irc",
+	NewConfig: func() bridge.TransportConfig { return new(Config) },
+	New: func(c bridge.TransportConfig, env bridge.Env) (bridge.Transport, error) {
+		t, err := New(*c.(*Config), env.Store, env.Metrics, env.Log)
+		if err != nil {
+			return nil, err
+		}
+		t.gw = env.Gateway
+		return t, nil
+	},
+}
 
 // New builds the IRC transport from its configuration section (defaults
 // are filled in and the configuration validated here too). metrics may be
@@ -187,6 +202,16 @@ func (t *Transport) Run(ctx context.Context) error {
 		defer wg.Done()
 		t.archive.run(ctx)
 	}()
+	if t.gw != nil {
+		// Bouncer users' connections come back without waiting for them.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.RestoreBouncers(ctx, t.gw); err != nil && ctx.Err() == nil {
+				t.log.Error("restoring bouncer connections failed", "err", err)
+			}
+		}()
+	}
 	if ln != nil {
 		wg.Add(1)
 		go func() {

@@ -1,0 +1,13 @@
+package main
+
+import (
+	"switchboard/bridge"
+	"switchboard/transports/irc"
+)
+
+// plugins are the transports this build knows, in the order their links
+// start. A new transport is a package under transports/ that exports a
+// bridge.Plugin, and a line here.
+var plugins = []bridge.Plugin{
+	irc.Plugin,
+}
