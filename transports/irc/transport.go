@@ -157,6 +157,14 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 	return t, nil
 }
 
+// shutdownGrace is how long lines still queued get to leave at Close.
+func (t *Transport) shutdownGrace() time.Duration {
+	if t.cfg.ShutdownGrace == nil {
+		return DefaultShutdownGrace * time.Second
+	}
+	return time.Duration(*t.cfg.ShutdownGrace) * time.Second
+}
+
 // Name returns "irc".
 func (t *Transport) Name() string { return "irc" }
 

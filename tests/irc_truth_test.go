@@ -1,0 +1,286 @@
+package tests
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ergochat/irc-go/ircmsg"
+	"mellium.im/xmpp/jid"
+
+	"switchboard/tests/testbed"
+)
+
+const nsReceipts = "urn:xmpp:receipts"
+
+// floodRecord counts, per message id, what the sender was told: a
+// reflection (room), a receipt (private message) or an error.
+type floodRecord struct {
+	mu      sync.Mutex
+	told    map[string]string // id → "reflected", "receipt" or "error <condition>: <text>"
+	twice   []string
+	changed chan struct{}
+}
+
+func newFloodRecord() *floodRecord {
+	return &floodRecord{told: map[string]string{}, changed: make(chan struct{}, 1)}
+}
+
+// onStanza is an XMPPOptions.OnStanza: it consumes the answers to the
+// flood (ids f… and p…) and leaves everything else to Expect.
+func (fr *floodRecord) onStanza(st testbed.Stanza) bool {
+	var id, what string
+	switch {
+	case st.Name == "message" && st.Type == "error" && isFloodID(st.ID):
+		id, what = st.ID, "error "+st.ErrorCondition()+": "+st.ErrorText()
+	case st.Name == "message" && st.Type == "groupchat" && isFloodID(st.ID) && st.Find("body") != nil:
+		id, what = st.ID, "reflected"
+	case st.Name == "message" && st.Find("{"+nsReceipts+"}received") != nil:
+		id, what = st.Find("{"+nsReceipts+"}received").AttrValue("id"), "receipt"
+		if !isFloodID(id) {
+			return false
+		}
+	default:
+		return false
+	}
+	fr.mu.Lock()
+	if prev, ok := fr.told[id]; ok {
+		fr.twice = append(fr.twice, id+": "+prev+" then "+what)
+	} else {
+		fr.told[id] = what
+	}
+	fr.mu.Unlock()
+	select {
+	case fr.changed <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func isFloodID(id string) bool {
+	return len(id) == 4 && (id[0] == 'f' || id[0] == 'p')
+}
+
+// waitAll waits until every id in ids was answered, or timeout.
+func (fr *floodRecord) waitAll(ids []string, timeout time.Duration) {
+	deadline := time.After(timeout)
+	for {
+		fr.mu.Lock()
+		n := 0
+		for _, id := range ids {
+			if _, ok := fr.told[id]; ok {
+				n++
+			}
+		}
+		fr.mu.Unlock()
+		if n == len(ids) {
+			return
+		}
+		select {
+		case <-fr.changed:
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// TestIRCReflectOnlyWhatReachedIRC sends 200 messages at 20 per second
+// (a private message with a receipt request every tenth) through the
+// default rate limit of 2 lines per second, then kills the gateway (-9),
+// stops it (SIGTERM) or kills ngircd. In every case no message may be
+// reflected (or receipted) whose line the gateway never wrote to the IRC
+// connection (the tap in front of ngircd records every line written).
+// After SIGTERM and after the ircd's death every message must have been
+// answered, with a reflection or an error with a sentence (never silence),
+// and on SIGTERM IRC must see the QUIT reason, not a dropped connection.
+func TestIRCReflectOnlyWhatReachedIRC(t *testing.T) {
+	for _, scenario := range []string{"gateway killed", "gateway stopped", "ircd killed"} {
+		t.Run(scenario, func(t *testing.T) {
+			s := newIRCStack(t, ircStackOptions{})
+			w := s.irc(t, "floodw")
+			w.Join("#flood")
+			fr := newFloodRecord()
+			alice := testbed.DialXMPPOpts(t, s.prosody.C2SAddr(), jid.MustParse("alice@localhost/flood"), password,
+				testbed.XMPPOptions{OnStanza: fr.onStanza})
+			r := room("#flood")
+			joinRoom(t, alice, r, "alice", "")
+			expectSubject(t, alice, r)
+
+			mark := s.tap.mark()
+			var ids []string
+			for i := 0; i < 200; i++ {
+				if i%10 == 9 {
+					id := fmt.Sprintf("p%03d", i)
+					alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='%s'><body>flood %03d</body><request xmlns='%s'/></message>`,
+						contact("floodw"), id, i, nsReceipts))
+					ids = append(ids, id)
+				} else {
+					id := fmt.Sprintf("f%03d", i)
+					sendGroupchat(alice, r, id, fmt.Sprintf("flood %03d", i))
+					ids = append(ids, id)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+
+			switch scenario {
+			case "gateway killed":
+				s.gw.Kill()
+				time.Sleep(2 * time.Second) // what Prosody already had arrives
+			case "gateway stopped":
+				stopped := time.Now()
+				s.gw.Stop()
+				t.Logf("the gateway stopped %s after SIGTERM", time.Since(stopped).Round(10*time.Millisecond))
+				fr.waitAll(ids, 10*time.Second)
+				s.tap.wait(t, mark, `^QUIT :?The gateway is shutting down`, wait)
+				q := w.Expect(t, isCmd("QUIT", "alice"), wait)
+				if reason := q.Params[len(q.Params)-1]; !strings.Contains(reason, "The gateway is shutting down") {
+					t.Errorf("IRC saw alice quit with %q, not the gateway's reason", reason)
+				}
+			case "ircd killed":
+				s.ng.Kill()
+				fr.waitAll(ids, 15*time.Second)
+			}
+
+			onIRC := map[int]bool{}
+			re := regexp.MustCompile(`^PRIVMSG (#flood|floodw) :flood (\d{3})$`)
+			for _, l := range s.tap.since(mark) {
+				if m := re.FindStringSubmatch(strings.TrimRight(l.raw, "\r\n")); m != nil {
+					var n int
+					fmt.Sscanf(m[2], "%d", &n)
+					onIRC[n] = true
+				}
+			}
+			fr.mu.Lock()
+			defer fr.mu.Unlock()
+			var lies, silent, badErrors []string
+			reflected, receipted, errored, constrained := 0, 0, 0, 0
+			for i, id := range ids {
+				what, ok := fr.told[id]
+				switch {
+				case !ok:
+					silent = append(silent, id)
+				case what == "reflected" || what == "receipt":
+					if what == "reflected" {
+						reflected++
+					} else {
+						receipted++
+					}
+					if !onIRC[i] {
+						lies = append(lies, id)
+					}
+				default:
+					errored++
+					if strings.HasPrefix(what, "error resource-constraint") {
+						constrained++
+					}
+					cond, text, _ := strings.Cut(strings.TrimPrefix(what, "error "), ": ")
+					switch cond {
+					case "resource-constraint", "remote-server-timeout", "recipient-unavailable":
+					default:
+						badErrors = append(badErrors, id+": "+what)
+					}
+					if text == "" {
+						badErrors = append(badErrors, id+": an error without a sentence")
+					}
+				}
+			}
+			t.Logf("%s: %d messages, %d on IRC, %d reflected, %d receipted, %d errors (%d resource-constraint), %d unanswered",
+				scenario, len(ids), len(onIRC), reflected, receipted, errored, constrained, len(silent))
+			if len(lies) > 0 {
+				t.Errorf("%d messages were reflected or receipted but never written to IRC: %v", len(lies), lies)
+			}
+			if len(fr.twice) > 0 {
+				t.Errorf("messages answered twice: %v", fr.twice)
+			}
+			if len(badErrors) > 0 {
+				t.Errorf("errors with the wrong condition or no sentence: %v", badErrors)
+			}
+			if constrained == 0 {
+				t.Errorf("200 messages at 20/s through 2 lines/s: the backlog cap never answered resource-constraint")
+			}
+			if scenario != "gateway killed" && len(silent) > 0 {
+				t.Errorf("%d messages got neither a reflection nor an error: %v", len(silent), silent)
+			}
+			if scenario == "gateway killed" {
+				for _, id := range ids {
+					if strings.HasPrefix(fr.told[id], "error ") && !strings.HasPrefix(fr.told[id], "error resource-constraint") {
+						t.Logf("note: %s errored before the kill: %s", id, fr.told[id])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestIRCLeaveRoomNotIn: unavailable presence to a room the user is not
+// in (any user can send it, at will) is ignored quietly: no warning in
+// the log, nothing counted in switchboard_events_dropped_total, and the
+// user's real rooms are untouched.
+func TestIRCLeaveRoomNotIn(t *testing.T) {
+	s := newIRCStack(t, ircStackOptions{})
+	w := s.irc(t, "leavew")
+	w.Join("#in")
+	alice := s.user("alice")
+	joinRoom(t, alice, room("#in"), "alice", "")
+	w.Expect(t, isCmd("JOIN", "alice"), wait)
+	logBefore := len(readFile(t, s.gw.LogPath))
+	for i := 0; i < 20; i++ {
+		alice.SendRaw(fmt.Sprintf(`<presence type='unavailable' to='%s/alice'/>`, room(fmt.Sprintf("#notin%d", i))))
+	}
+	// A round trip through the gateway: everything before it was handled.
+	alice.IQ(t, `<iq type='get' to='`+ircDomain+`'><ping xmlns='urn:xmpp:ping'/></iq>`, wait)
+	time.Sleep(500 * time.Millisecond)
+	logText := readFile(t, s.gw.LogPath)[logBefore:]
+	for _, l := range strings.Split(logText, "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			t.Errorf("a leave of a room the user is not in was logged: %s", l)
+		}
+	}
+	if v := metricValue(t, s.gw.URL("/metrics"), "switchboard_events_dropped_total"); v != 0 {
+		t.Errorf("switchboard_events_dropped_total = %v after leaves of rooms the user is not in; want 0", v)
+	}
+	alice.ExpectNone(t, func(st testbed.Stanza) bool {
+		return st.Name == "presence" && strings.Contains(st.From, "#notin")
+	}, 500*time.Millisecond)
+	w.ExpectNone(t, func(m *ircmsg.Message) bool { return m.Nick() == "alice" && m.Command != "PRIVMSG" }, 500*time.Millisecond)
+	sendGroupchat(alice, room("#in"), "still1", "still here")
+	w.Expect(t, privmsgFrom("alice", "#in", "still here"), wait)
+}
+
+// readFile returns a file's text ("" when it does not exist).
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// metricValue sums a metric's samples on a /metrics page.
+func metricValue(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+			f := strings.Fields(l)
+			var v float64
+			fmt.Sscanf(f[len(f)-1], "%g", &v)
+			sum += v
+		}
+	}
+	return sum
+}
