@@ -284,3 +284,89 @@ func metricValue(t *testing.T, url, name string) float64 {
 	}
 	return sum
 }
+
+// waitLinkUp polls the gateway's /healthz (200 only while every component
+// link is up).
+func waitLinkUp(t *testing.T, gw *testbed.Gateway, timeout time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(gw.URL("/healthz"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Now()
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the component link did not come up within %s:\n%s", timeout, gw.LogTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// retryIns returns the retry_in values of the gateway's "component link
+// down" log lines after offset.
+func retryIns(t *testing.T, gw *testbed.Gateway, offset int) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	re := regexp.MustCompile(`component link down.* retry_in=(\S+)`)
+	for _, l := range strings.Split(readFile(t, gw.LogPath)[offset:], "\n") {
+		if m := re.FindStringSubmatch(l); m != nil {
+			d, err := time.ParseDuration(m[1])
+			if err != nil {
+				t.Fatalf("retry_in %q: %v", m[1], err)
+			}
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestIRCXMPPServerRestarts kills Prosody (-9) twice, a few seconds apart:
+// the link's reconnect backoff starts over after each successful
+// handshake (the first retry of the second outage comes as soon as the
+// first retry of the first), and a TCP close without </stream:stream> is
+// logged as the XMPP server closing the connection, not as malformed XML.
+func TestIRCXMPPServerRestarts(t *testing.T) {
+	s := newIRCStack(t, ircStackOptions{})
+	waitLinkUp(t, s.gw, wait)
+	offset := len(readFile(t, s.gw.LogPath))
+	var secondOffset int
+	for round := 1; round <= 2; round++ {
+		if round == 2 {
+			secondOffset = len(readFile(t, s.gw.LogPath))
+		}
+		s.prosody.Kill()
+		time.Sleep(1500 * time.Millisecond) // the first retry finds nobody
+		s.prosody.Start()
+		up := waitLinkUp(t, s.gw, 30*time.Second)
+		t.Logf("round %d: link up again at %s", round, up.Format("15:04:05.000"))
+		time.Sleep(3 * time.Second)
+	}
+	logText := readFile(t, s.gw.LogPath)[offset:]
+	var downs []string
+	for _, l := range strings.Split(logText, "\n") {
+		if strings.Contains(l, "component link down") {
+			downs = append(downs, l)
+		}
+	}
+	for _, l := range downs {
+		if strings.Contains(l, "syntax error") || strings.Contains(l, "unexpected EOF") {
+			t.Errorf("a closed connection logged as an XML error: %s", l)
+		}
+	}
+	if !strings.Contains(logText, "the XMPP server closed the connection") {
+		t.Errorf("no \"the XMPP server closed the connection\" in the log; link-down lines:\n%s", strings.Join(downs, "\n"))
+	}
+	// The first line of the second outage is the link dropping; its
+	// retry_in must be the shortest backoff (1 s ± 20 %), as in the first.
+	t.Logf("retry_in values: %v", retryIns(t, s.gw, offset))
+	second := retryIns(t, s.gw, secondOffset)
+	if len(second) == 0 {
+		t.Fatalf("no link-down line in the second outage:\n%s", strings.Join(downs, "\n"))
+	}
+	if second[0] > 1200*time.Millisecond {
+		t.Errorf("the first retry after the second outage waited %s; the backoff must start over after a successful handshake (≤ 1.2 s)", second[0])
+	}
+}
