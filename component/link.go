@@ -459,6 +459,7 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	l.setUp(true)
 	defer l.setUp(false)
 	l.log.Info("component link up", "server", l.cfg.Server)
+	l.notifyLinkUp()
 
 	initial := l.linkUpPresence(ctx)
 

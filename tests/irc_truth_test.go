@@ -370,3 +370,51 @@ func TestIRCXMPPServerRestarts(t *testing.T) {
 		t.Errorf("the first retry after the second outage waited %s; the backoff must start over after a successful handshake (≤ 1.2 s)", second[0])
 	}
 }
+
+// answerPings makes a test client answer XEP-0199 pings, as real clients do.
+func answerPings(c *testbed.XMPPClient) {
+	c.SetIQResponder(func(req testbed.Stanza) string {
+		if req.Find("{urn:xmpp:ping}ping") == nil {
+			return ""
+		}
+		return fmt.Sprintf(`<iq type='result' to='%s' id='%s'/>`, xmlText(req.From), xmlText(req.ID))
+	})
+}
+
+// TestIRCXMPPServerCrashLeavesGhosts kills Prosody (-9) under two users
+// in a room and starts it again. Alice's client does not come back: once
+// the component link is up again, the gateway must find out (a ping to
+// her full JID fails) and leave the room on IRC, so that she is no ghost.
+// Bob's client comes back with the same resource and answers pings: he
+// stays in the room, and his messages still go out.
+func TestIRCXMPPServerCrashLeavesGhosts(t *testing.T) {
+	s := newIRCStack(t, ircStackOptions{})
+	w := s.irc(t, "ghostw")
+	w.Join("#ghost")
+	r := room("#ghost")
+	alice := s.userRes(t, "alice", "gone")
+	answerPings(alice)
+	joinRoom(t, alice, r, "alice", "")
+	w.Expect(t, isCmd("JOIN", "alice"), wait)
+	bob := s.userRes(t, "bob", "back")
+	answerPings(bob)
+	joinRoom(t, bob, r, "bob", "")
+	w.Expect(t, isCmd("JOIN", "bob"), wait)
+
+	s.prosody.Kill()
+	killed := time.Now()
+	s.prosody.Start()
+	bob2 := s.userRes(t, "bob", "back")
+	answerPings(bob2)
+	waitLinkUp(t, s.gw, 30*time.Second)
+
+	m := w.Expect(t, func(m *ircmsg.Message) bool {
+		return m.Nick() == "alice" && (m.Command == "PART" || m.Command == "QUIT")
+	}, 30*time.Second)
+	t.Logf("alice left IRC (%s) %s after Prosody was killed", m.Command, time.Since(killed).Round(100*time.Millisecond))
+	w.ExpectNone(t, func(m *ircmsg.Message) bool {
+		return m.Nick() == "bob" && (m.Command == "PART" || m.Command == "QUIT")
+	}, 3*time.Second)
+	sendGroupchat(bob2, r, "after1", "bob is still here")
+	w.Expect(t, privmsgFrom("bob", "#ghost", "bob is still here"), wait)
+}

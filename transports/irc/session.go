@@ -94,6 +94,10 @@ type session struct {
 	savedBouncer string
 	// ident is the user's answer to ident queries ("" without identd).
 	ident string
+	// pings are the pings to occupants' resources waiting for their
+	// answer (occupants.go), by id.
+	pings   map[string]pingReq
+	pingSeq int
 }
 
 func newSession(t *Transport, u user) *session {
@@ -138,6 +142,8 @@ func (s *session) HandleInbound(ev bridge.Inbound) {
 		s.presence(ev)
 	case bridge.RoomAdmin:
 		s.roomAdmin(ev)
+	case bridge.StanzaReply:
+		s.onReply(ev)
 	}
 }
 

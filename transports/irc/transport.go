@@ -57,6 +57,10 @@ type Transport struct {
 
 	msgsIn, msgsOut prometheus.Counter
 	connGauge       prometheus.Gauge
+
+	// linkUp is signalled when the component link (re)connects: the
+	// occupants' resources are checked (see occupants.go).
+	linkUp chan struct{}
 }
 
 // netInfo is what the transport knows about reaching one network before a
@@ -124,6 +128,7 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 		slots:        make(map[string]chan struct{}),
 		reclaimEvery: DefaultReclaimInterval,
 		identdReady:  make(chan struct{}),
+		linkUp:       make(chan struct{}, 1),
 		msgsIn:       metrics.Messages.WithLabelValues("irc", "to-xmpp"),
 		msgsOut:      metrics.Messages.WithLabelValues("irc", "to-remote"),
 		connGauge:    metrics.Connections.WithLabelValues("irc"),
@@ -225,6 +230,13 @@ func (t *Transport) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			t.runIdentd(ctx, ln)
+		}()
+	}
+	if t.gw != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.checkOccupantsLoop(ctx)
 		}()
 	}
 	t.pruneLoop(ctx)
