@@ -418,3 +418,47 @@ func TestIRCXMPPServerCrashLeavesGhosts(t *testing.T) {
 	sendGroupchat(bob2, r, "after1", "bob is still here")
 	w.Expect(t, privmsgFrom("bob", "#ghost", "bob is still here"), wait)
 }
+
+// TestIRCGatewayCrashTellsOccupants kills the gateway (-9) under a user
+// with two resources in two rooms and starts it again: each full JID
+// gets, for each room it was in, an unavailable self-presence with status
+// 332 and a sentence, so that clients join again at once. After a clean
+// stop there is nothing more to tell: a start after it sends nothing.
+func TestIRCGatewayCrashTellsOccupants(t *testing.T) {
+	s := newIRCStack(t, ircStackOptions{})
+	phone := s.userRes(t, "alice", "phone")
+	laptop := s.userRes(t, "alice", "laptop")
+	r1, r2 := room("#crash1"), room("#crash2")
+	joinRoom(t, phone, r1, "alice", "")
+	joinRoom(t, phone, r2, "alice", "")
+	joinRoom(t, laptop, r1, "alice", "")
+
+	s.gw.Kill()
+	s.gw.Start()
+	for _, c := range []struct {
+		cl   *testbed.XMPPClient
+		room string
+	}{{phone, r1}, {phone, r2}, {laptop, r1}} {
+		p := c.cl.Expect(t, func(st testbed.Stanza) bool {
+			return st.Name == "presence" && st.Type == "unavailable" && strings.HasPrefix(st.From, c.room+"/") && hasStatus(st, "110")
+		}, 30*time.Second)
+		if !hasStatus(p, "332") || p.Text("status") == "" {
+			t.Errorf("%s in %s: the restart notice needs status 332 and a sentence: %s", c.cl.JID, c.room, p.XML)
+		}
+	}
+	laptop.ExpectNone(t, func(st testbed.Stanza) bool {
+		return st.Name == "presence" && strings.HasPrefix(st.From, r2+"/")
+	}, time.Second)
+
+	// Rejoin, stop cleanly (the stop itself tells), start: nothing more.
+	joinRoom(t, phone, r1, "alice", "")
+	s.gw.Stop()
+	phone.Expect(t, func(st testbed.Stanza) bool {
+		return st.Name == "presence" && st.Type == "unavailable" && strings.HasPrefix(st.From, r1+"/") && hasStatus(st, "110")
+	}, wait)
+	s.gw.Start()
+	waitLinkUp(t, s.gw, 30*time.Second)
+	phone.ExpectNone(t, func(st testbed.Stanza) bool {
+		return st.Name == "presence" && st.Type == "unavailable" && strings.HasPrefix(st.From, r1+"/")
+	}, 3*time.Second)
+}

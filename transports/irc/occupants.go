@@ -57,6 +57,9 @@ func (t *Transport) checkOccupantsLoop(ctx context.Context) {
 			return
 		case <-t.linkUp:
 		}
+		if t.stale != nil && len(t.stale.users) > 0 {
+			t.tellStaleOccupants(ctx, t.stale)
+		}
 		timer := time.NewTimer(occupantCheckDelay)
 		select {
 		case <-ctx.Done():

@@ -98,6 +98,8 @@ type session struct {
 	// answer (occupants.go), by id.
 	pings   map[string]pingReq
 	pingSeq int
+	// savedOcc is the occupant record last written (occstate.go).
+	savedOcc string
 }
 
 func newSession(t *Transport, u user) *session {
@@ -145,6 +147,9 @@ func (s *session) HandleInbound(ev bridge.Inbound) {
 	case bridge.StanzaReply:
 		s.onReply(ev)
 	}
+	if _, msg := ev.(bridge.SendMessage); !msg {
+		s.saveOccupants()
+	}
 }
 
 // HandleNetwork handles what the session's goroutines posted.
@@ -153,6 +158,9 @@ func (s *session) HandleNetwork(ev any) {
 	case connLine:
 		if n := s.netOf(ev.c); n != nil {
 			n.handle(&ev.msg)
+			if occupantCommands[ev.msg.Command] {
+				s.saveOccupants()
+			}
 		}
 	case connUp:
 		if n := s.netOf(ev.c); n != nil {
@@ -162,6 +170,7 @@ func (s *session) HandleNetwork(ev any) {
 		}
 	case connDown:
 		s.onDown(ev.c, ev.err)
+		s.saveOccupants()
 	case connWritten:
 		ev.c.notifying.Store(false)
 		if n := s.netOf(ev.c); n != nil {
@@ -173,6 +182,7 @@ func (s *session) HandleNetwork(ev any) {
 		if n := s.nets[ev.n.key]; n == ev.n {
 			n.onTimer(ev)
 		}
+		s.saveOccupants()
 	}
 }
 
@@ -285,6 +295,7 @@ func (s *session) Close(reason string) {
 	}
 	clear(s.nets)
 	clear(s.closing)
+	s.saveOccupants() // told (or not in a room): nothing for a restart to tell
 }
 
 // completeWrites completes the messages of a closing connection written

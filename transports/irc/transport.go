@@ -61,6 +61,10 @@ type Transport struct {
 	// linkUp is signalled when the component link (re)connects: the
 	// occupants' resources are checked (see occupants.go).
 	linkUp chan struct{}
+	// occMu orders the updates of the list of users with recorded
+	// occupants; stale are the previous run's (occstate.go).
+	occMu sync.Mutex
+	stale *staleOccupants
 }
 
 // netInfo is what the transport knows about reaching one network before a
@@ -133,6 +137,15 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 		msgsOut:      metrics.Messages.WithLabelValues("irc", "to-remote"),
 		connGauge:    metrics.Connections.WithLabelValues("irc"),
 	}
+	// Read before any link is up, so that nothing this run records is
+	// mistaken for what the previous run left.
+	lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	stale, err := t.loadStaleOccupants(lctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("reading the occupants the previous run left: %w", err)
+	}
+	t.stale = stale
 	t.archive = newArchiver(st, t.log)
 	if cfg.IdentdListen != "" {
 		key, err := identKey(&cfg)
