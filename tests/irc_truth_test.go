@@ -462,3 +462,41 @@ func TestIRCGatewayCrashTellsOccupants(t *testing.T) {
 		return st.Name == "presence" && st.Type == "unavailable" && strings.HasPrefix(st.From, r1+"/")
 	}, 3*time.Second)
 }
+
+// TestIRCRawCommandReplies sends raw commands to the server JID (WHOIS,
+// MOTD, TIME, VERSION, LUSERS): every reply comes back, as readable text,
+// in one message per command.
+func TestIRCRawCommandReplies(t *testing.T) {
+	s := newIRCStack(t, ircStackOptions{})
+	w := testbed.DialIRCOpts(t, s.addr, testbed.IRCOptions{Nick: "whoisme", RealName: "Somebody To Find"})
+	w.Join("#rawr")
+	alice := s.user("alice")
+	joinRoom(t, alice, room("#rawr"), "alice", "")
+	fromServer := func(pred func(string) bool) func(testbed.Stanza) bool {
+		return func(st testbed.Stanza) bool {
+			return st.Name == "message" && st.From == serverJID && st.Type != "error" && pred(st.Body())
+		}
+	}
+	for _, c := range []struct {
+		cmd  string
+		want []string
+	}{
+		{"WHOIS whoisme", []string{"whoisme is ", "Somebody To Find", "whoisme is in", "End of"}},
+		{"MOTD", []string{"MOTD"}},
+		{"TIME", []string{"Time on "}},
+		{"VERSION", []string{"ngircd"}},
+		{"LUSERS", []string{"There are ", "global users"}},
+	} {
+		alice.SendRaw(`<message type='chat' to='` + serverJID + `'><body>` + c.cmd + `</body></message>`)
+		m := alice.Expect(t, fromServer(func(body string) bool { return strings.Contains(strings.ToLower(body), strings.ToLower(c.want[0])) }), wait)
+		for _, w := range c.want[1:] {
+			if !strings.Contains(m.Body(), w) {
+				t.Errorf("%s: the reply lacks %q:\n%s", c.cmd, w, m.Body())
+			}
+		}
+		if regexp.MustCompile(`(?m)^\d{3} `).MatchString(m.Body()) {
+			t.Errorf("%s: a bare numeric in the reply:\n%s", c.cmd, m.Body())
+		}
+		t.Logf("%s →\n%s", c.cmd, m.Body())
+	}
+}

@@ -78,7 +78,12 @@ type network struct {
 	lastActivity time.Time // private messages, room lists
 	away         string    // the away message set on IRC ("" when present)
 
-	reconnectT, regT, idleT, adminT, listT, reclaimT, modesT *timerRef
+	// rawUntil ends the window in which numeric replies to a raw command
+	// are shown; rawBuf gathers them (rawreplies.go).
+	rawUntil time.Time
+	rawBuf   []string
+
+	reconnectT, regT, idleT, adminT, listT, reclaimT, modesT, rawT *timerRef
 }
 
 // timerRef is a timer with the generation it belongs to.
@@ -429,11 +434,13 @@ func (n *network) onRegistered(nick string) {
 	n.registered = true
 	n.downSince = time.Time{}
 	set := n.settings()
+	window := n.rawUntil
 	for _, l := range lines(set.net(n.key, keyCommands)) {
 		if m, err := parseRaw(l); err == nil && m.Command != "QUIT" {
 			n.sendRawCommand(m)
 		}
 	}
+	n.rawUntil = window // the after-connect commands' replies are not the user's questions
 	for _, ch := range strings.Fields(set.net(n.key, keyAutojoin)) {
 		k := n.fold(ch)
 		if n.rooms[k] == nil && n.s.t.codec.ValidChannel(ch) == nil {
@@ -686,7 +693,7 @@ func (n *network) stopTimer(ref **timerRef) {
 }
 
 func (n *network) stopTimers() {
-	for _, ref := range []**timerRef{&n.reconnectT, &n.regT, &n.idleT, &n.adminT, &n.listT, &n.reclaimT, &n.modesT} {
+	for _, ref := range []**timerRef{&n.reconnectT, &n.regT, &n.idleT, &n.adminT, &n.listT, &n.reclaimT, &n.modesT, &n.rawT} {
 		n.stopTimer(ref)
 	}
 }
@@ -725,6 +732,9 @@ func (n *network) onTimer(ev timerEvent) {
 		if ev.gen == n.gen {
 			n.reclaimNick(false)
 		}
+	case tRaw:
+		n.rawT = nil
+		n.flushRaw()
 	case tModes:
 		n.modesT = nil
 		if ev.gen == n.gen {
@@ -1027,7 +1037,11 @@ func (n *network) sendRawCommand(m ircmsg.Message) error {
 			return err
 		}
 	}
-	return n.send(m)
+	if err := n.send(m); err != nil {
+		return err
+	}
+	n.openRawWindow()
+	return nil
 }
 
 // ---------------------------------------------------------------- rooms

@@ -48,9 +48,12 @@ func (t *Transport) LinkUp() {
 	}
 }
 
-// checkOccupantsLoop pings, after each link-up, the occupants of every
-// running session.
+// checkOccupantsLoop tells, at the first link-up, the occupants the
+// previous run left (occstate.go), and pings, after each later link-up
+// (the XMPP server may have restarted), the occupants of every running
+// session.
 func (t *Transport) checkOccupantsLoop(ctx context.Context) {
+	ups := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -59,6 +62,10 @@ func (t *Transport) checkOccupantsLoop(ctx context.Context) {
 		}
 		if t.stale != nil && len(t.stale.users) > 0 {
 			t.tellStaleOccupants(ctx, t.stale)
+		}
+		ups++
+		if ups == 1 {
+			continue // the first link of this run: nobody joined before it
 		}
 		timer := time.NewTimer(occupantCheckDelay)
 		select {

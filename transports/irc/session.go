@@ -1025,6 +1025,7 @@ const (
 	tList
 	tReclaim
 	tModes
+	tRaw
 )
 
 // timerEvent is posted by a network's timers.
