@@ -500,3 +500,33 @@ func TestIRCRawCommandReplies(t *testing.T) {
 		t.Logf("%s →\n%s", c.cmd, m.Body())
 	}
 }
+
+// TestIRCRoomAliasSpellings: on an open gateway a room can be named by the
+// configured network's host, and a backslash may be escaped where it need
+// not be. The gateway answers from one JID per room, so a join by another
+// spelling is refused with <gone/> naming the room's address (instead of
+// being answered from a JID the client never joined, so that its join
+// never completes); a join at that address works.
+func TestIRCRoomAliasSpellings(t *testing.T) {
+	s := newIRCStack(t, ircStackOptions{irc: map[string]any{"open": true, "open_allow_private": true}})
+	alice := s.user("alice")
+	for _, c := range []struct{ alias, canon string }{
+		{"#t%127.0.0.1@" + ircDomain, "#t%local@" + ircDomain},
+		{`#a\5c\5cb%local@` + ircDomain, `#a\\b%local@` + ircDomain},
+	} {
+		alice.SendRaw(fmt.Sprintf(`<presence to='%s/alice' id='al1'><x xmlns='%s'/></presence>`, c.alias, nsMUC))
+		st := alice.Expect(t, func(st testbed.Stanza) bool {
+			return st.Name == "presence" && (strings.HasPrefix(st.From, "#t%") || strings.HasPrefix(st.From, "#a"))
+		}, wait)
+		if st.From != c.alias+"/alice" {
+			t.Errorf("joining %s: answered from %s, not the JID joined", c.alias, st.From)
+		}
+		if st.Type != "error" || st.ErrorCondition() != "gone" || !strings.Contains(st.ErrorText(), c.canon) {
+			t.Errorf("joining %s: want <gone/> naming %s, got %s", c.alias, c.canon, st.XML)
+		}
+		self := joinRoom(t, alice, c.canon, "alice", "")
+		if self.From != c.canon+"/alice" {
+			t.Errorf("joining %s: self-presence from %s", c.canon, self.From)
+		}
+	}
+}
