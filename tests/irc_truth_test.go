@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -529,4 +530,72 @@ func TestIRCRoomAliasSpellings(t *testing.T) {
 			t.Errorf("joining %s: self-presence from %s", c.canon, self.From)
 		}
 	}
+}
+
+// TestIRCSettingsValidation: registration and configure refuse IRC-bound
+// settings that cannot be sent (too long for an IRC line, control
+// characters including TAB and U+0085) with a sentence that quotes at
+// most a short prefix of the input; after-connect commands are stored
+// sealed and never shown back, and still sent.
+func TestIRCSettingsValidation(t *testing.T) {
+	s := newIRCStack(t, ircStackOptions{})
+	bob := s.user("bob")
+	long := strings.Repeat("x", 100_000)
+	for _, c := range []struct {
+		name   string
+		fields map[string][]string
+	}{
+		{"realname too long for USER", map[string][]string{"realname": {strings.Repeat("R", 600)}}},
+		{"realname with TAB", map[string][]string{"realname": {"Bob\tReal"}}},
+		{"realname with U+0085", map[string][]string{"realname": {"Bob\u0085Real"}}},
+		{"100 KB nick", map[string][]string{"nick": {long}}},
+		{"100 KB username", map[string][]string{"username": {long}}},
+	} {
+		res := register(t, bob, c.fields)
+		if res.Type != "error" || res.ErrorText() == "" {
+			t.Errorf("%s: registration accepted it: %s", c.name, res.XML)
+			continue
+		}
+		if n := len(res.ErrorText()); n > 300 {
+			t.Errorf("%s: the error text is %d bytes; it must quote at most a short prefix", c.name, n)
+		}
+		t.Logf("%s → %s: %s", c.name, res.ErrorCondition(), res.ErrorText())
+	}
+	for _, c := range []struct {
+		name   string
+		fields map[string][]string
+	}{
+		{"realname too long", map[string][]string{"realname": {strings.Repeat("R", 600)}}},
+		{"command with TAB", map[string][]string{"commands": {"PRIVMSG NickServ :IDENTIFY a\tb"}}},
+		{"command too long", map[string][]string{"commands": {"PRIVMSG NickServ :" + strings.Repeat("y", 600)}}},
+		{"100 KB nick", map[string][]string{"nick": {long}}},
+	} {
+		_, done := command(t, bob, serverJID, "configure", c.fields)
+		if done.Type != "error" || done.ErrorText() == "" || len(done.ErrorText()) > 300 {
+			t.Errorf("%s: configure: want an error with a short sentence, got %.400s", c.name, done.XML)
+		}
+	}
+
+	// After-connect commands: sealed, not shown back, still sent.
+	w := s.irc(t, "nickservw")
+	const secret = "hunter2-sealed-secret"
+	_, done := command(t, bob, serverJID, "configure", map[string][]string{"commands": {"PRIVMSG nickservw :IDENTIFY " + secret}})
+	if done.Type != "result" {
+		t.Fatalf("configure commands: %s", done.XML)
+	}
+	form, done := command(t, bob, serverJID, "configure", map[string][]string{})
+	if strings.Contains(form.XML, secret) || strings.Contains(done.XML, secret) {
+		t.Errorf("the configure form shows the saved commands back: %s", form.XML)
+	}
+	dir := filepath.Dir(s.gw.ConfigPath)
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "switchboard.db") {
+			if b, _ := os.ReadFile(filepath.Join(dir, e.Name())); strings.Contains(string(b), secret) {
+				t.Errorf("%s holds the after-connect command in plaintext", e.Name())
+			}
+		}
+	}
+	joinRoom(t, bob, room("#sealed"), "bob", "")
+	w.Expect(t, privmsgFrom("bob", "nickservw", "IDENTIFY "+secret), wait)
 }

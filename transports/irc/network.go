@@ -435,7 +435,7 @@ func (n *network) onRegistered(nick string) {
 	n.downSince = time.Time{}
 	set := n.settings()
 	window := n.rawUntil
-	for _, l := range lines(set.net(n.key, keyCommands)) {
+	for _, l := range lines(set.afterConnect(n.key)) {
 		if m, err := parseRaw(l); err == nil && m.Command != "QUIT" {
 			n.sendRawCommand(m)
 		}
