@@ -110,8 +110,8 @@ func (l *Link) prepare(t *tree, s *stanza) bool {
 		return false
 	}
 	if s.kind == kIQ && s.typ == "result" {
-		if !l.matchPing(s.id) {
-			l.matchSync(s.id)
+		if !l.matchPing(s.id) && !l.matchSync(s.id) {
+			l.replyToTransport(s, "") // the answer to a bridge.Ping
 		}
 		return false
 	}
@@ -177,6 +177,9 @@ func (l *Link) handleErrorStanza(s *stanza) {
 		}
 	}
 	if s.kind == kIQ && (l.matchPing(s.id) || l.matchSync(s.id)) {
+		return
+	}
+	if l.replyToTransport(s, cond) {
 		return
 	}
 	l.log.Debug("received an error stanza", "stanza", s.name, "from", s.fromRaw, "to", s.toRaw, "id", s.id, "condition", cond)

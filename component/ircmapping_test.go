@@ -1,6 +1,7 @@
 package component
 
 import (
+	"strings"
 	"testing"
 
 	"switchboard/bridge"
@@ -31,8 +32,15 @@ func TestWithIRCCodec(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 
-	// A network host in the address maps to its alias.
-	h.in(`<presence from='` + user + `' to='#go-nuts%irc.libera.chat@irc.localhost/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+	// A network host in the address maps to its alias; a join by that
+	// spelling is refused with <gone/> naming the room's address (the
+	// gateway answers from that one, which the client would not know).
+	h.in(`<presence id='j1' from='` + user + `' to='#go-nuts%irc.libera.chat@irc.localhost/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+	if p := parseOut(t, h.out())[0]; p.errCond() != "gone" || !strings.Contains(p.text("error/text"), "#go-nuts%libera@irc.localhost") ||
+		p.attr("from") != "#go-nuts%irc.libera.chat@irc.localhost/alice" {
+		t.Errorf("join by the host: %s from %s: %q", p.errCond(), p.attr("from"), p.text("error/text"))
+	}
+	h.in(`<presence from='` + user + `' to='#go-nuts%libera@irc.localhost/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
 	if j, ok := h.event().(bridge.JoinRoom); !ok || j.Room.Network != "libera" || j.Room.Name != "#go-nuts" || j.Room.Resource != "alice" {
 		t.Errorf("join: %#v", j.Room)
 	}

@@ -378,7 +378,8 @@ func (l *Link) spawn(fn func(context.Context)) bool {
 // ---------------------------------------------------------------- run
 
 // Run connects to the XMPP server and keeps the link up, reconnecting with
-// exponential backoff (1 s doubling to 30 s, with jitter), until ctx is
+// exponential backoff (1 s doubling to 30 s, with jitter; it starts over
+// after every successful handshake), until ctx is
 // done. It then sends unavailable presence to the users the domain sent
 // presence to, closes the stream and returns nil. It returns an error only
 // for a configuration it can never connect with.
@@ -401,7 +402,9 @@ func (l *Link) Run(ctx context.Context) error {
 			}
 			return nil
 		}
-		if lasted > l.maxBackoff {
+		if lasted > 0 {
+			// The handshake succeeded: this is a new outage, and its
+			// first try comes as soon as the first try of any outage.
 			backoff = l.minBackoff
 		}
 		wait := time.Duration(float64(backoff) * (0.8 + 0.4*mrand.Float64()))
@@ -456,6 +459,7 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 	l.setUp(true)
 	defer l.setUp(false)
 	l.log.Info("component link up", "server", l.cfg.Server)
+	l.notifyLinkUp()
 
 	initial := l.linkUpPresence(ctx)
 
@@ -537,6 +541,8 @@ func (l *Link) readLoop(r xml.TokenReader) error {
 			switch {
 			case errors.Is(err, io.EOF):
 				return errors.New("the XMPP server closed the stream")
+			case connectionClosed(err):
+				return errors.New("the XMPP server closed the connection")
 			case errors.As(err, &se):
 				return fmt.Errorf("the XMPP server sent stream error %s", se.Err)
 			}

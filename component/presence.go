@@ -50,6 +50,9 @@ func (l *Link) handlePresence(s *stanza) {
 
 // join parses a MUC join (XEP-0045 §7.2) or an in-room presence update.
 func (l *Link) join(s *stanza, show, status string) {
+	if l.refuseAlias(s) {
+		return
+	}
 	ev := bridge.JoinRoom{From: s.from, Room: s.addr, Show: show, Status: status, ID: s.id}
 	if x := s.t.child(s.n, nsMUC, "x"); x != nil {
 		ev.MUC = true

@@ -22,6 +22,12 @@ const (
 	DefaultBurst       = 10  // lines
 	DefaultMaxLines    = 40  // IRC lines one XMPP message may become
 	DefaultHistoryDays = 30  // days the room archive keeps messages
+	// DefaultMaxBacklog bounds, in seconds at the rate, the lines one IRC
+	// connection may have waiting to be written.
+	DefaultMaxBacklog = 30
+	// DefaultShutdownGrace is how many seconds queued lines get to leave
+	// when the gateway stops.
+	DefaultShutdownGrace = 5
 	// DefaultMaxConnectionsPerUser bounds the IRC connections one user may
 	// have open at once (one per network).
 	DefaultMaxConnectionsPerUser = 10
@@ -57,6 +63,15 @@ type Config struct {
 	// (token bucket; 0 turns the limit off). Burst is the bucket size.
 	Rate  *float64 `toml:"rate"`
 	Burst *int     `toml:"burst"`
+	// MaxBacklog bounds the lines waiting to be written on one connection,
+	// in seconds at its rate (30 at rate 2 is 60 lines, or burst if that
+	// is more); a message that would go past it is refused with
+	// resource-constraint. 0 leaves only the 256 KiB bound of the queue.
+	MaxBacklog *int `toml:"max_backlog"`
+	// ShutdownGrace is how many seconds lines still queued get to leave
+	// (within the rate limit) when the gateway stops, before the others
+	// are answered with an error and the connections QUIT.
+	ShutdownGrace *int `toml:"shutdown_grace"`
 	// MaxLines is how many IRC lines one XMPP message may become; a longer
 	// message is refused with an error instead of flooding the channel.
 	MaxLines *int `toml:"max_lines"`
@@ -122,6 +137,12 @@ func (c *Config) SetDefaults() {
 	if c.MaxLines == nil {
 		c.MaxLines = ptr(DefaultMaxLines)
 	}
+	if c.MaxBacklog == nil {
+		c.MaxBacklog = ptr(DefaultMaxBacklog)
+	}
+	if c.ShutdownGrace == nil {
+		c.ShutdownGrace = ptr(DefaultShutdownGrace)
+	}
 	if c.HistoryDays == nil {
 		c.HistoryDays = ptr(DefaultHistoryDays)
 	}
@@ -164,6 +185,12 @@ func (c *Config) Validate() []error {
 		bad("open_port", "%d is not a TCP port", c.OpenPort)
 	}
 	checkLimits(bad, "", c.Rate, c.Burst, c.MaxLines, c.HistoryDays)
+	if c.MaxBacklog != nil && *c.MaxBacklog < 0 {
+		bad("max_backlog", "%d is negative (0 leaves only the 256 KiB bound of the queue)", *c.MaxBacklog)
+	}
+	if c.ShutdownGrace != nil && (*c.ShutdownGrace < 0 || *c.ShutdownGrace > 300) {
+		bad("shutdown_grace", "%d is not a number of seconds from 0 to 300", *c.ShutdownGrace)
+	}
 	if c.MaxConnectionsPerUser < 0 {
 		bad("max_connections_per_user", "%d is negative", c.MaxConnectionsPerUser)
 	}

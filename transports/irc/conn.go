@@ -61,7 +61,18 @@ const (
 type outLine struct {
 	b        []byte
 	priority bool // PING/PONG: ahead of the queue, outside the rate limit
+	// quit marks the QUIT line: the last one, outside the rate limit (it
+	// floods nothing, and at shutdown it must not wait for tokens).
+	quit bool
+	// seq numbers the lines of the session (not PING/PONG/QUIT), in the
+	// order they are written: the session learns which of its lines
+	// reached the socket from conn.written.
+	seq uint64
 }
+
+// connWritten tells the session that lines were written (up to
+// conn.written); posted at most once at a time per conn.
+type connWritten struct{ c *conn }
 
 // errQueueFull is returned by send when too much is waiting to be written.
 var errQueueFull = errors.New("too much is waiting to be sent on this IRC connection")
@@ -144,6 +155,15 @@ type conn struct {
 	refilled time.Time
 
 	quitWritten atomic.Bool // the writer wrote QUIT
+
+	// seq is the number of the last line queued or written (c.mu held);
+	// written the number of the last line written to the socket, which
+	// the session reads to reflect a message only once its last line
+	// left. notifying says a connWritten is on its way.
+	seq       uint64
+	lines     int // queued lines with a seq (c.mu held)
+	written   atomic.Uint64
+	notifying atomic.Bool
 
 	// identLocal and identRemote are the ends recorded in spec.idents
 	// (valid when identRecorded; used by the reader goroutine only).
@@ -353,7 +373,11 @@ func (c *conn) readLoop(nc net.Conn) error {
 			continue
 		}
 		if !c.u.Post(connLine{c: c, msg: msg}) {
-			return context.Canceled
+			// The user's goroutine stopped and is closing its
+			// connections (Close gives queued lines time to leave, then
+			// QUITs): keep reading, so that the server is not held up,
+			// until then.
+			continue
 		}
 	}
 }
@@ -384,12 +408,20 @@ func (c *conn) decode(raw []byte) string {
 // reaches the socket, and it refuses any line that holds NUL, CR or LF (or
 // is longer than IRC allows) instead of sending something else than what
 // was meant.
-func (c *conn) send(msg *ircmsg.Message) error {
+func (c *conn) send(msg *ircmsg.Message) (uint64, error) {
 	b, err := encodeLine(msg)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return c.sendRaw(b, false)
+	return c.sendLine(b)
+}
+
+// sendLine queues (or writes) a line of the session and returns its
+// number (see conn.written).
+func (c *conn) sendLine(b []byte) (uint64, error) {
+	var seq uint64
+	err := c.sendRawSeq(b, false, &seq)
+	return seq, err
 }
 
 // encodeLine serialises msg as one IRC line, refusing what cannot be one.
@@ -422,6 +454,12 @@ func encodeLine(msg *ircmsg.Message) ([]byte, error) {
 // one system call for many lines, where direct writes would pay two per
 // line.
 func (c *conn) sendRaw(b []byte, priority bool) error {
+	return c.sendRawSeq(b, priority, nil)
+}
+
+// sendRawSeq is sendRaw; a line of the session (seq not nil, not priority)
+// gets its number in *seq.
+func (c *conn) sendRawSeq(b []byte, priority bool, seq *uint64) error {
 	c.mu.Lock()
 	switch {
 	case c.quitting:
@@ -431,6 +469,14 @@ func (c *conn) sendRaw(b []byte, priority bool) error {
 		c.mu.Unlock()
 		return errQueueFull
 	}
+	var n uint64
+	if !priority {
+		c.seq++
+		n = c.seq
+		if seq != nil {
+			*seq = n
+		}
+	}
 	if nc := c.nc; nc != nil && !c.writing && len(c.queue) == 0 && time.Since(c.wrote) > directGap && c.writable() && c.takeToken(priority) {
 		c.writing = true
 		c.mu.Unlock()
@@ -439,6 +485,9 @@ func (c *conn) sendRaw(b []byte, priority bool) error {
 		c.mu.Lock()
 		c.writing = false
 		c.wrote = time.Now()
+		if err == nil && n > 0 {
+			c.written.Store(n) // the caller reads it on return
+		}
 		if len(c.queue) > 0 {
 			c.ensureWriter()
 		}
@@ -457,7 +506,10 @@ func (c *conn) sendRaw(b []byte, priority bool) error {
 		copy(c.queue[1:], c.queue)
 		c.queue[0] = outLine{b: b, priority: true}
 	} else {
-		c.queue = append(c.queue, outLine{b: b})
+		c.queue = append(c.queue, outLine{b: b, seq: n})
+		if n > 0 {
+			c.lines++
+		}
 	}
 	c.queued += len(b)
 	c.ensureWriter()
@@ -555,12 +607,65 @@ func (c *conn) quit(reason string) {
 		c.mu.Unlock()
 		return
 	}
-	c.queue = append(c.queue, outLine{b: b})
+	c.queue = append(c.queue, outLine{b: b, quit: true})
 	c.queued += len(b)
 	c.quitting = true
 	c.ensureWriter()
 	c.mu.Unlock()
 	c.poke()
+}
+
+// notifyWritten posts connWritten unless one is on its way. The post runs
+// on its own goroutine, so that the writer never waits for the user's
+// goroutine (which may itself be waiting for the writer, in Close); it
+// ends once posted or once the user stopped.
+func (c *conn) notifyWritten() {
+	if c.notifying.CompareAndSwap(false, true) {
+		go c.u.Post(connWritten{c: c})
+	}
+}
+
+// backlog returns how many lines of the session wait to be written.
+func (c *conn) backlog() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lines
+}
+
+// drain waits until every line of the session was written, the
+// connection ended, or the deadline passed.
+func (c *conn) drain(deadline time.Time) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for c.backlog() > 0 && time.Now().Before(deadline) {
+		select {
+		case <-t.C:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// abandon drops the lines of the session that wait to be written (PING,
+// PONG and QUIT stay) and returns how many it dropped; the session errors
+// the messages they belonged to.
+func (c *conn) abandon() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := c.queue[:0]
+	dropped := 0
+	for _, l := range c.queue {
+		if l.seq > 0 {
+			c.queued -= len(l.b)
+			c.lines--
+			dropped++
+			continue
+		}
+		kept = append(kept, l)
+	}
+	clear(c.queue[len(kept):])
+	c.queue = kept
+	return dropped
 }
 
 // close ends the connection at once; the goroutines end soon after.
@@ -614,7 +719,7 @@ func (c *conn) writeLoop(nc net.Conn) {
 		n := 16
 		if c.rate > 0 {
 			c.refill()
-			if c.tokens < 1 && !c.queue[0].priority {
+			if c.tokens < 1 && !c.queue[0].priority && !c.queue[0].quit {
 				wait := time.Duration((1 - c.tokens) / c.rate * float64(time.Second))
 				c.mu.Unlock()
 				if timer == nil {
@@ -635,10 +740,15 @@ func (c *conn) writeLoop(nc net.Conn) {
 		n = min(n, len(c.queue))
 		// A priority line is never held back by the bucket.
 		lines = append(lines[:0], c.queue[:n]...)
+		var last uint64
 		for _, l := range lines {
 			c.queued -= len(l.b)
-			if !l.priority && c.rate > 0 {
+			if !l.priority && !l.quit && c.rate > 0 {
 				c.tokens--
+			}
+			if l.seq > 0 {
+				last = l.seq
+				c.lines--
 			}
 		}
 		rest := copy(c.queue, c.queue[n:])
@@ -667,6 +777,10 @@ func (c *conn) writeLoop(nc net.Conn) {
 			nc.Close()
 			exit()
 			return
+		}
+		if last > 0 {
+			c.written.Store(last)
+			c.notifyWritten()
 		}
 		if cap(wbuf) > 4096 { // a burst; do not keep its buffer
 			wbuf = nil

@@ -73,8 +73,13 @@ func (n *network) handle(m *ircmsg.Message) {
 		if n.c != nil {
 			n.c.pong(m)
 		}
-	case "PONG", "BATCH", "ACK", "TAGMSG", "375", "372", "376", "422", "002", "003", "004",
-		"250", "251", "252", "253", "254", "255", "265", "266", "900", "901", "329", "321":
+	case "PONG", "BATCH", "ACK", "TAGMSG", "900", "901", "329", "321":
+	case "375", "372", "376", "422", "002", "003", "004", "250", "251", "252", "253", "254", "255", "265", "266":
+		// The MOTD and LUSERS come at registration (noise) and as the
+		// answers to raw commands (shown).
+		if n.rawWindow() {
+			n.rawReply(m)
+		}
 	case "CAP":
 		n.onCap(m)
 	case "AUTHENTICATE":
@@ -180,7 +185,11 @@ func (n *network) handle(m *ircmsg.Message) {
 	case "482", "441", "442", "472", "501", "478":
 		n.onAdminError(m)
 	default:
-		if len(m.Command) == 3 && (m.Command[0] == '4' || m.Command[0] == '5') && n.state == stRegistered {
+		switch {
+		case len(m.Command) != 3 || m.Command[0] < '0' || m.Command[0] > '9' || n.state != stRegistered:
+		case n.rawWindow():
+			n.rawReply(m) // the answer to a raw command: every reply is shown
+		case m.Command[0] == '4' || m.Command[0] == '5':
 			n.serverNotice(strings.Join(m.Params[min(1, len(m.Params)):], " "))
 		}
 	}

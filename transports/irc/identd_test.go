@@ -67,13 +67,13 @@ func TestIdentdConfig(t *testing.T) {
 		cfg.IdentdListen = bad
 		cfg.SetDefaults()
 		errs := cfg.Validate()
-		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "irc.identd_listen: ") {
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "identd_listen: ") {
 			t.Errorf("%q: %v", bad, errs)
 		}
 	}
 	cfg := testConfig("127.0.0.1:6667")
 	cfg.IdentdListen = "nonsense"
-	if _, err := New(cfg, memstore.New(), nil, testLog()); err == nil || !strings.Contains(err.Error(), "irc.identd_listen") {
+	if _, err := New(cfg, memstore.New(), nil, testLog()); err == nil || !strings.Contains(err.Error(), "identd_listen") {
 		t.Fatalf("New = %v", err)
 	}
 }

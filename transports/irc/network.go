@@ -53,6 +53,7 @@ type network struct {
 	rooms map[string]*room // by folded channel name
 
 	queued     []queuedMsg             // waiting for registration
+	unwritten  []pendingWrite          // own messages whose last line is not written yet
 	echoes     []*pendingEcho          // own messages waiting for their echo
 	labels     map[string]*pendingEcho // by label (labeled-response)
 	labelSeq   int
@@ -77,7 +78,12 @@ type network struct {
 	lastActivity time.Time // private messages, room lists
 	away         string    // the away message set on IRC ("" when present)
 
-	reconnectT, regT, idleT, adminT, listT, reclaimT, modesT *timerRef
+	// rawUntil ends the window in which numeric replies to a raw command
+	// are shown; rawBuf gathers them (rawreplies.go).
+	rawUntil time.Time
+	rawBuf   []string
+
+	reconnectT, regT, idleT, adminT, listT, reclaimT, modesT, rawT *timerRef
 }
 
 // timerRef is a timer with the generation it belongs to.
@@ -315,20 +321,28 @@ func (n *network) settings() settings { return n.s.settings() }
 
 // send queues a message on the connection.
 func (n *network) send(msg ircmsg.Message) error {
+	_, err := n.sendSeq(msg)
+	return err
+}
+
+// sendSeq is send; it returns the line's number on the connection (see
+// conn.written).
+func (n *network) sendSeq(msg ircmsg.Message) (uint64, error) {
 	if n.c == nil {
-		return n.downError()
+		return 0, n.downError()
 	}
-	if err := n.c.send(&msg); err != nil {
+	seq, err := n.c.send(&msg)
+	if err != nil {
 		switch {
 		case errors.Is(err, errQueueFull):
-			return bridge.Errorf(bridge.ResourceConstraint, "Too much is waiting to be sent to %s; wait a moment.", n.name)
+			return 0, bridge.Errorf(bridge.ResourceConstraint, "Too much is waiting to be sent to %s; wait a moment.", n.name)
 		case errors.Is(err, errClosed):
-			return n.downError()
+			return 0, n.downError()
 		}
 		n.s.log.Warn("a line for IRC was refused", "network", n.name, "err", err)
-		return bridge.Errorf(bridge.BadRequest, "The gateway cannot send this to IRC: %v.", err)
+		return 0, bridge.Errorf(bridge.BadRequest, "The gateway cannot send this to IRC: %v.", err)
 	}
-	return nil
+	return seq, nil
 }
 
 // downError is the error for a message sent while not connected.
@@ -420,11 +434,13 @@ func (n *network) onRegistered(nick string) {
 	n.registered = true
 	n.downSince = time.Time{}
 	set := n.settings()
-	for _, l := range lines(set.net(n.key, keyCommands)) {
+	window := n.rawUntil
+	for _, l := range lines(set.afterConnect(n.key)) {
 		if m, err := parseRaw(l); err == nil && m.Command != "QUIT" {
 			n.sendRawCommand(m)
 		}
 	}
+	n.rawUntil = window // the after-connect commands' replies are not the user's questions
 	for _, ch := range strings.Fields(set.net(n.key, keyAutojoin)) {
 		k := n.fold(ch)
 		if n.rooms[k] == nil && n.s.t.codec.ValidChannel(ch) == nil {
@@ -491,9 +507,11 @@ func (n *network) sendJoins(rooms []*room) {
 }
 
 // onDown handles the loss of the current connection.
-func (n *network) onDown(err error) {
+func (n *network) onDown(c *conn, err error) {
 	s := n.s
 	n.c = nil
+	// The writer has ended: written is final.
+	n.onWritten(c.written.Load())
 	n.stopTimer(&n.regT)
 	n.state = stDown
 	n.lastErr = n.connErr
@@ -501,6 +519,8 @@ func (n *network) onDown(err error) {
 		n.lastErr = describeConnError(err)
 	}
 	s.log.Info("IRC connection closed", "network", n.name, "reason", n.lastErr)
+	s.failWrites(n.unwritten, bridge.RemoteServerTimeout, "The connection to "+n.name+" was lost ("+n.lastErr+") before your message could be sent; it was not delivered.")
+	n.unwritten = nil
 	n.failPending("The connection to " + n.name + " was lost before the IRC server confirmed your message; it may not have been delivered.")
 	if !n.wantsConnection() {
 		s.removeNetwork(n, "")
@@ -673,7 +693,7 @@ func (n *network) stopTimer(ref **timerRef) {
 }
 
 func (n *network) stopTimers() {
-	for _, ref := range []**timerRef{&n.reconnectT, &n.regT, &n.idleT, &n.adminT, &n.listT, &n.reclaimT, &n.modesT} {
+	for _, ref := range []**timerRef{&n.reconnectT, &n.regT, &n.idleT, &n.adminT, &n.listT, &n.reclaimT, &n.modesT, &n.rawT} {
 		n.stopTimer(ref)
 	}
 }
@@ -712,6 +732,9 @@ func (n *network) onTimer(ev timerEvent) {
 		if ev.gen == n.gen {
 			n.reclaimNick(false)
 		}
+	case tRaw:
+		n.rawT = nil
+		n.flushRaw()
 	case tModes:
 		n.modesT = nil
 		if ev.gen == n.gen {
@@ -787,6 +810,13 @@ func (n *network) sendText(ev bridge.SendMessage, target string, r *room, fail f
 		}
 	}
 	echo := n.caps["echo-message"]
+	if lim := n.backlogLimit(); lim > 0 && n.c != nil {
+		if b := n.c.backlog(); b+len(parts) > lim {
+			fail(bridge.Errorf(bridge.ResourceConstraint, "%d lines are already waiting to be sent to %s (about %s at the %g lines per second this gateway keeps to); your message was not sent. Wait a moment and send it again.",
+				b, n.name, backlogTime(b, n.info.limits.rate), n.info.limits.rate))
+			return
+		}
+	}
 	var pe *pendingEcho
 	if echo {
 		pe = &pendingEcho{target: n.fold(target), room: r, ev: ev, at: time.Now(),
@@ -794,6 +824,7 @@ func (n *network) sendText(ev bridge.SendMessage, target string, r *room, fail f
 		n.echoes = append(n.echoes, pe)
 		n.expireEchoes()
 	}
+	var last uint64
 	for i, p := range parts {
 		text := p
 		if ev.Action {
@@ -810,7 +841,8 @@ func (n *network) sendText(ev bridge.SendMessage, target string, r *room, fail f
 			}
 			n.labels[label] = pe
 		}
-		if err := n.send(msg); err != nil {
+		seq, err := n.sendSeq(msg)
+		if err != nil {
 			if i == 0 {
 				if pe != nil {
 					pe.failed = true
@@ -820,9 +852,13 @@ func (n *network) sendText(ev bridge.SendMessage, target string, r *room, fail f
 				return
 			}
 			fail(bridge.Errorf(bridge.ResourceConstraint, "Only %d of the %d lines of your message were sent: %v", i, len(parts), err))
+			if pe == nil {
+				return // not reflected: the error stands for the message
+			}
 			parts = parts[:i]
 			break
 		}
+		last = seq
 	}
 	if pe != nil {
 		pe.lines = len(parts)
@@ -836,8 +872,85 @@ func (n *network) sendText(ev bridge.SendMessage, target string, r *room, fail f
 		}
 		n.lastPM[n.fold(target)] = sentPM{id: ev.ID, from: ev.From, to: ev.To}
 	}
-	if !echo && r != nil {
-		n.reflect(r, ev, strings.Join(cleanText(ev.Body), "\n"), "", time.Time{})
+	if echo {
+		return // reflected (or receipted) when the echo comes back
+	}
+	// Reflected (or receipted) only once the last line was written to
+	// the connection: a line still queued may never leave (a crash, a
+	// dropped connection), and the user must not see it as sent.
+	pw := pendingWrite{seq: last, ev: ev, room: r}
+	if r != nil {
+		pw.body = strings.Join(cleanText(ev.Body), "\n")
+	}
+	n.unwritten = append(n.unwritten, pw)
+	if n.c != nil {
+		n.onWritten(n.c.written.Load())
+	}
+}
+
+// backlogLimit is how many lines may wait on the connection (0: no limit
+// but the byte bound of the queue).
+func (n *network) backlogLimit() int {
+	rate, secs := n.info.limits.rate, n.s.t.cfg.MaxBacklog
+	if rate <= 0 || secs == nil || *secs <= 0 {
+		return 0
+	}
+	return max(int(rate*float64(*secs)), n.info.limits.burst, 1)
+}
+
+// backlogTime words how long lines take to leave at rate.
+func backlogTime(lines int, rate float64) string {
+	if rate <= 0 {
+		return "no time"
+	}
+	return (time.Duration(float64(lines) / rate * float64(time.Second))).Round(time.Second).String()
+}
+
+// pendingWrite is an own message whose last line is not written yet
+// (without echo-message): it is reflected (a room message) or receipted
+// (a private message that asked for it) once it is, and gets an error if
+// it never is.
+type pendingWrite struct {
+	seq  uint64 // of its last line
+	ev   bridge.SendMessage
+	room *room // nil for a private message
+	body string
+}
+
+// onWritten completes the own messages whose last line is written (the
+// connection wrote every line up to seq).
+func (n *network) onWritten(seq uint64) {
+	i := 0
+	for i < len(n.unwritten) && n.unwritten[i].seq <= seq {
+		n.s.completeWrite(n, n.unwritten[i])
+		i++
+	}
+	if i > 0 {
+		clear(n.unwritten[:i])
+		n.unwritten = n.unwritten[i:]
+		if len(n.unwritten) == 0 {
+			n.unwritten = nil
+		}
+	}
+}
+
+// completeWrite reflects or receipts a message whose lines are written.
+// n is nil for a network already removed (its rooms are gone).
+func (s *session) completeWrite(n *network, pw pendingWrite) {
+	switch {
+	case pw.room != nil:
+		if n != nil && n.rooms[pw.room.key] == pw.room {
+			n.reflect(pw.room, pw.ev, pw.body, "", time.Time{})
+		}
+	case pw.ev.ReceiptRequested:
+		s.emit(bridge.Receipt{To: pw.ev.From, From: pw.ev.To, ID: pw.ev.ID})
+	}
+}
+
+// failWrites answers own messages whose lines never left with an error.
+func (s *session) failWrites(pws []pendingWrite, cond, text string) {
+	for _, pw := range pws {
+		s.emit(bridge.DeliveryError{To: pw.ev.From, From: pw.ev.To, Kind: "message", ID: pw.ev.ID, Err: bridge.Errorf(cond, "%s", text)})
 	}
 }
 
@@ -924,7 +1037,11 @@ func (n *network) sendRawCommand(m ircmsg.Message) error {
 			return err
 		}
 	}
-	return n.send(m)
+	if err := n.send(m); err != nil {
+		return err
+	}
+	n.openRawWindow()
+	return nil
 }
 
 // ---------------------------------------------------------------- rooms

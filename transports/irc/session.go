@@ -84,14 +84,22 @@ type session struct {
 	// tag was the per-user suffix of stanza-ids made from IRC msgids
 	// before archive ids carried their order key (msgid~tag); msgidOf
 	// still reads such ids, which clients may hold.
-	tag     string
-	nets    map[string]*network // by lowercased canonical network name
-	closing map[*conn]struct{}  // connections that were sent QUIT
+	tag  string
+	nets map[string]*network // by lowercased canonical network name
+	// closing are connections that were sent QUIT, with the own messages
+	// (private ones) whose lines they have yet to write.
+	closing map[*conn][]pendingWrite
 	closed  bool
 	// savedBouncer is the bouncer room list last written to the store.
 	savedBouncer string
 	// ident is the user's answer to ident queries ("" without identd).
 	ident string
+	// pings are the pings to occupants' resources waiting for their
+	// answer (occupants.go), by id.
+	pings   map[string]pingReq
+	pingSeq int
+	// savedOcc is the occupant record last written (occstate.go).
+	savedOcc string
 }
 
 func newSession(t *Transport, u user) *session {
@@ -109,7 +117,7 @@ func newSession(t *Transport, u user) *session {
 		bare:    bare,
 		tag:     strings.ToLower(base32.StdEncoding.EncodeToString(sum[:5])),
 		nets:    make(map[string]*network),
-		closing: make(map[*conn]struct{}),
+		closing: make(map[*conn][]pendingWrite),
 	}
 }
 
@@ -136,6 +144,11 @@ func (s *session) HandleInbound(ev bridge.Inbound) {
 		s.presence(ev)
 	case bridge.RoomAdmin:
 		s.roomAdmin(ev)
+	case bridge.StanzaReply:
+		s.onReply(ev)
+	}
+	if _, msg := ev.(bridge.SendMessage); !msg {
+		s.saveOccupants()
 	}
 }
 
@@ -145,6 +158,9 @@ func (s *session) HandleNetwork(ev any) {
 	case connLine:
 		if n := s.netOf(ev.c); n != nil {
 			n.handle(&ev.msg)
+			if occupantCommands[ev.msg.Command] {
+				s.saveOccupants()
+			}
 		}
 	case connUp:
 		if n := s.netOf(ev.c); n != nil {
@@ -154,10 +170,19 @@ func (s *session) HandleNetwork(ev any) {
 		}
 	case connDown:
 		s.onDown(ev.c, ev.err)
+		s.saveOccupants()
+	case connWritten:
+		ev.c.notifying.Store(false)
+		if n := s.netOf(ev.c); n != nil {
+			n.onWritten(ev.c.written.Load())
+		} else if pws, ok := s.closing[ev.c]; ok {
+			s.closing[ev.c] = s.completeWrites(pws, ev.c.written.Load())
+		}
 	case timerEvent:
 		if n := s.nets[ev.n.key]; n == ev.n {
 			n.onTimer(ev)
 		}
+		s.saveOccupants()
 	}
 }
 
@@ -206,6 +231,10 @@ func (s *session) Idle() bool { return len(s.nets) == 0 && len(s.closing) == 0 }
 // Close quits every connection with reason and stops every goroutine of
 // the session. With a reason the user is told, in every room, that they
 // were removed (status 332).
+//
+// Lines still queued get the shutdown grace to leave (within the rate
+// limit): the messages whose lines left are reflected, the others get an
+// error; then QUIT goes out with the reason, ahead of the rate limit.
 func (s *session) Close(reason string) {
 	if s.closed {
 		return
@@ -215,12 +244,30 @@ func (s *session) Close(reason string) {
 	if reason != "" {
 		quitMsg = firstLine(reason)
 	}
+	deadline := time.Now().Add(s.t.shutdownGrace())
+	for _, n := range s.nets {
+		n.stopTimers()
+		if n.c != nil && n.state == stRegistered && len(n.unwritten) > 0 {
+			n.c.drain(deadline)
+		}
+	}
+	for c, pws := range s.closing {
+		if len(pws) > 0 {
+			c.drain(deadline)
+		}
+	}
+	notSent := "The gateway stopped before your message could be sent to IRC; it was not delivered."
 	var all []*conn
 	for _, n := range s.nets {
+		if n.c != nil {
+			n.c.abandon()
+			n.onWritten(n.c.written.Load())
+		}
+		s.failWrites(n.unwritten, bridge.RecipientUnavailable, notSent)
+		n.unwritten = nil
 		if reason != "" {
 			n.removeAllRooms(reason, []int{332})
 		}
-		n.stopTimers()
 		n.failPending("The gateway closed your session before the IRC server confirmed your message; it may not have been delivered.")
 		for _, q := range n.queued {
 			s.emit(bridge.DeliveryError{To: q.ev.From, From: q.ev.To, Kind: "message", ID: q.ev.ID,
@@ -236,16 +283,30 @@ func (s *session) Close(reason string) {
 		}
 		n.release()
 	}
-	for c := range s.closing {
+	for c, pws := range s.closing {
+		c.abandon()
+		s.failWrites(s.completeWrites(pws, c.written.Load()), bridge.RecipientUnavailable, notSent)
 		all = append(all, c)
 	}
-	deadline := time.After(closeGrace)
+	quitBy := time.After(closeGrace)
 	for _, c := range all {
-		c.waitFlushed(deadline)
+		c.waitFlushed(quitBy)
 		c.close()
 	}
 	clear(s.nets)
 	clear(s.closing)
+	s.saveOccupants() // told (or not in a room): nothing for a restart to tell
+}
+
+// completeWrites completes the messages of a closing connection written
+// up to seq and returns the others.
+func (s *session) completeWrites(pws []pendingWrite, seq uint64) []pendingWrite {
+	i := 0
+	for i < len(pws) && pws[i].seq <= seq {
+		s.completeWrite(nil, pws[i])
+		i++
+	}
+	return pws[i:]
 }
 
 // firstLine returns s up to its first line break, cleaned for IRC.
@@ -281,12 +342,14 @@ func (s *session) disconnect(network, reason string) bool {
 
 // onDown handles the end of a connection.
 func (s *session) onDown(c *conn, err error) {
-	if _, ok := s.closing[c]; ok {
+	if pws, ok := s.closing[c]; ok {
 		delete(s.closing, c)
+		s.failWrites(s.completeWrites(pws, c.written.Load()), bridge.RemoteServerTimeout,
+			"The IRC connection closed before your message could be sent; it was not delivered.")
 		return
 	}
 	if n := s.netOf(c); n != nil {
-		n.onDown(err)
+		n.onDown(c, err)
 	}
 }
 
@@ -299,6 +362,10 @@ func (s *session) removeNetwork(n *network, reason string) {
 			Err: bridge.Errorf(bridge.RemoteServerNotFound, "The connection to %s closed before your message could be sent.", n.name)})
 	}
 	n.queued = nil
+	if n.c == nil {
+		s.failWrites(n.unwritten, bridge.RemoteServerTimeout, "The connection to "+n.name+" closed before your message could be sent; it was not delivered.")
+		n.unwritten = nil
+	}
 	if n.c != nil {
 		if reason == "" {
 			reason = "Switchboard XMPP gateway"
@@ -308,7 +375,11 @@ func (s *session) removeNetwork(n *network, reason string) {
 		} else {
 			n.c.quit(firstLine(reason))
 		}
-		s.closing[n.c] = struct{}{}
+		// Lines queued before QUIT still leave: the private messages among
+		// them are receipted or errored as the connection ends (rooms are
+		// gone, nothing is reflected).
+		s.closing[n.c] = n.unwritten
+		n.unwritten = nil
 		n.c = nil
 	}
 	n.release()
@@ -478,15 +549,16 @@ func (s *session) leave(ev bridge.LeaveRoom) {
 	room := ev.Room.Room()
 	self := bridge.OccupantChanged{To: ev.From, Room: room, Self: true, Gone: true,
 		Occupant: bridge.Occupant{Nick: ev.Room.Resource, Role: "none", Affiliation: "none"}}
+	// A leave of a room the resource is not in (any client can send one,
+	// and servers send them for rooms a resource left long ago) is
+	// ignored quietly, as MUC services do: nothing to undo, nothing to
+	// answer.
 	n := s.nets[strings.ToLower(room.Network)]
 	if n == nil {
-		s.emit(self)
 		return
 	}
 	r := n.rooms[n.fold(room.Name)]
-	if r == nil {
-		s.emit(self)
-		n.maybeQuit()
+	if r == nil || !r.has(ev.From) {
 		return
 	}
 	self.Occupant = n.occupant(r, n.nick)
@@ -953,6 +1025,7 @@ const (
 	tList
 	tReclaim
 	tModes
+	tRaw
 )
 
 // timerEvent is posted by a network's timers.

@@ -99,6 +99,25 @@ func (s settings) clientCert(network string) (*tls.Certificate, error) {
 	return &c, nil
 }
 
+// afterConnect returns a network's after-connect commands (sealed; an
+// older plaintext copy is read too).
+func (s settings) afterConnect(network string) string {
+	if c := s.secret(network, keyCommands); c != "" {
+		return c
+	}
+	return s.net(network, keyCommands)
+}
+
+// commandsLabel labels the after-connect commands field, which never
+// shows the saved commands.
+func commandsLabel(saved string) string {
+	const l = "Commands sent after connecting (one per line, e.g. PRIVMSG NickServ :IDENTIFY secret)"
+	if n := len(lines(saved)); n > 0 {
+		return fmt.Sprintf("%s. %d saved (stored encrypted, not shown): leave empty to keep them, write new ones to replace them, or - to remove them", l, n)
+	}
+	return l + ". Stored encrypted and not shown back"
+}
+
 // ---------------------------------------------------------------- checks
 
 // checkUsername validates an ident.
@@ -107,12 +126,12 @@ func checkUsername(s string) error {
 		return nil
 	}
 	if len(s) > 32 {
-		return bridge.Errorf(bridge.NotAcceptable, "The username %q is longer than 32 characters.", s)
+		return bridge.Errorf(bridge.NotAcceptable, "The username %s is longer than 32 characters.", quote(s))
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return bridge.Errorf(bridge.NotAcceptable, "The username %q may contain only ASCII letters, digits, '-', '_' and '.'.", s)
+			return bridge.Errorf(bridge.NotAcceptable, "The username %s may contain only ASCII letters, digits, '-', '_' and '.'.", quote(s))
 		}
 	}
 	return nil
@@ -123,7 +142,7 @@ func checkLine(what, s string) error {
 	if !safeParam(s) || hasControl(s) {
 		return bridge.Errorf(bridge.NotAcceptable, "The %s may not contain line breaks or control characters.", what)
 	}
-	return nil
+	return checkText(what, s, maxSecret)
 }
 
 // checkSecret validates a password-like value (a single IRC parameter).
@@ -131,7 +150,7 @@ func checkSecret(what, s string) error {
 	if !safeParam(s) || strings.ContainsAny(s, " ") || hasControl(s) {
 		return bridge.Errorf(bridge.NotAcceptable, "The %s may not contain spaces, line breaks or control characters.", what)
 	}
-	return nil
+	return checkText(what, s, maxSecret)
 }
 
 // forbiddenRaw are commands a user may not send raw: they would break the
@@ -170,11 +189,11 @@ func parseRaw(line string) (ircmsg.Message, error) {
 	}
 	msg, err := ircmsg.ParseLine(line)
 	if err != nil {
-		return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "%q is not an IRC command: %v.", line, err)
+		return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "%s is not an IRC command: %v.", quote(line), err)
 	}
 	for i := 0; i < len(msg.Command); i++ {
 		if c := msg.Command[i]; !(c >= 'A' && c <= 'Z') {
-			return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "%q is not an IRC command name.", msg.Command)
+			return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "%s is not an IRC command name.", quote(msg.Command))
 		}
 	}
 	if forbiddenRaw[msg.Command] {
@@ -226,6 +245,9 @@ func (t *Transport) ApplyRegistration(acct *store.Account, values bridge.FormVal
 // applyGlobal writes the global settings of values into acct.
 func (t *Transport) applyGlobal(acct *store.Account, values bridge.FormValues) error {
 	nick := strings.TrimSpace(values.Get(keyNick))
+	if err := checkNickSetting(nick); err != nil {
+		return err
+	}
 	if nick != "" {
 		if err := t.codec.ValidNick(nick); err != nil {
 			return bridge.Errorf(bridge.NotAcceptable, "%s", capitalize(err.Error()))
@@ -236,7 +258,7 @@ func (t *Transport) applyGlobal(acct *store.Account, values bridge.FormValues) e
 		return err
 	}
 	real := strings.TrimSpace(values.Get(keyRealname))
-	if err := checkLine("real name", real); err != nil {
+	if err := checkText("real name", real, maxRealname); err != nil {
 		return err
 	}
 	if acct.Fields == nil {
@@ -370,7 +392,7 @@ func (t *Transport) configureNetwork(req *bridge.CommandRequest, acct *store.Acc
 				{Var: keySASLUsername, Type: bridge.FieldTextSingle, Label: "SASL account (default: your nick)", Values: vals(set.net(key, keySASLUsername))},
 				{Var: secretSASLPassword, Type: bridge.FieldTextPrivate, Label: "SASL password"},
 				{Var: secretClientCert, Type: bridge.FieldTextMulti, Label: "Client certificate and key (PEM)"},
-				{Var: keyCommands, Type: bridge.FieldTextMulti, Label: "Commands sent after connecting (one per line, e.g. PRIVMSG NickServ :IDENTIFY secret)", Values: lines(set.net(key, keyCommands))},
+				{Var: keyCommands, Type: bridge.FieldTextMulti, Label: commandsLabel(set.afterConnect(key))},
 				{Var: keyAutojoin, Type: bridge.FieldTextMulti, Label: "Channels joined after connecting", Values: lines(set.net(key, keyAutojoin))},
 				{Var: keyBouncer, Type: bridge.FieldBoolean, Label: "Stay connected to this network while I am offline (bouncer)", Values: []string{boolVal(set.net(key, keyBouncer) == "1")}},
 			},
@@ -389,6 +411,9 @@ func (t *Transport) configureNetwork(req *bridge.CommandRequest, acct *store.Acc
 	}
 	next := cloneAccount(acct)
 	v := req.Values
+	if err := checkNickSetting(strings.TrimSpace(v.Get(keyNick))); err != nil {
+		return nil, err
+	}
 	if nick := strings.TrimSpace(v.Get(keyNick)); nick != "" {
 		if err := t.codec.ValidNick(nick); err != nil {
 			return nil, bridge.Errorf(bridge.NotAcceptable, "%s", capitalize(err.Error()))
@@ -397,7 +422,7 @@ func (t *Transport) configureNetwork(req *bridge.CommandRequest, acct *store.Acc
 	if err := checkUsername(strings.TrimSpace(v.Get(keyUsername))); err != nil {
 		return nil, err
 	}
-	if err := checkLine("real name", v.Get(keyRealname)); err != nil {
+	if err := checkText("real name", strings.TrimSpace(v.Get(keyRealname)), maxRealname); err != nil {
 		return nil, err
 	}
 	mech := strings.ToUpper(strings.TrimSpace(v.Get(keySASLMechanism)))
@@ -407,6 +432,9 @@ func (t *Transport) configureNetwork(req *bridge.CommandRequest, acct *store.Acc
 	if err := checkSecret("SASL account", strings.TrimSpace(v.Get(keySASLUsername))); err != nil {
 		return nil, err
 	}
+	if err := checkText("SASL account", strings.TrimSpace(v.Get(keySASLUsername)), maxAccount); err != nil {
+		return nil, err
+	}
 	var cmds []string
 	for _, l := range v[keyCommands] {
 		for _, c := range strings.Split(l, "\n") {
@@ -414,8 +442,18 @@ func (t *Transport) configureNetwork(req *bridge.CommandRequest, acct *store.Acc
 			if c == "" {
 				continue
 			}
+			if c == "-" {
+				cmds = append(cmds, c)
+				continue
+			}
+			if r, bad := badRune(c); bad {
+				return nil, bridge.Errorf(bridge.NotAcceptable, "A command sent after connecting may not contain control characters (one holds U+%04X).", r)
+			}
 			m, err := parseRaw(c)
 			if err != nil {
+				return nil, err
+			}
+			if err := checkCommandLine(&m, c); err != nil {
 				return nil, err
 			}
 			if m.Command == "QUIT" {
@@ -439,7 +477,20 @@ func (t *Transport) configureNetwork(req *bridge.CommandRequest, acct *store.Acc
 	set2(keyRealname, strings.TrimSpace(v.Get(keyRealname)))
 	set2(keySASLMechanism, mech)
 	set2(keySASLUsername, strings.TrimSpace(v.Get(keySASLUsername)))
-	set2(keyCommands, strings.Join(cmds, "\n"))
+	// After-connect commands often hold a password (IDENTIFY): they are
+	// sealed like one and never shown back. Empty keeps the saved ones,
+	// "-" removes them.
+	switch {
+	case len(cmds) == 1 && cmds[0] == "-":
+		delete(next.Secrets, netKey(key, keyCommands))
+		set2(keyCommands, "")
+	case len(cmds) > 0:
+		if next.Secrets == nil {
+			next.Secrets = map[string]string{}
+		}
+		next.Secrets[netKey(key, keyCommands)] = strings.Join(cmds, "\n")
+		set2(keyCommands, "") // an older, plaintext copy
+	}
 	set2(keyAutojoin, strings.Join(chans, " "))
 	if v.Has(keyBouncer) {
 		set2(keyBouncer, boolField(v.Bool(keyBouncer)))

@@ -57,6 +57,14 @@ type Transport struct {
 
 	msgsIn, msgsOut prometheus.Counter
 	connGauge       prometheus.Gauge
+
+	// linkUp is signalled when the component link (re)connects: the
+	// occupants' resources are checked (see occupants.go).
+	linkUp chan struct{}
+	// occMu orders the updates of the list of users with recorded
+	// occupants; stale are the previous run's (occstate.go).
+	occMu sync.Mutex
+	stale *staleOccupants
 }
 
 // netInfo is what the transport knows about reaching one network before a
@@ -124,10 +132,20 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 		slots:        make(map[string]chan struct{}),
 		reclaimEvery: DefaultReclaimInterval,
 		identdReady:  make(chan struct{}),
+		linkUp:       make(chan struct{}, 1),
 		msgsIn:       metrics.Messages.WithLabelValues("irc", "to-xmpp"),
 		msgsOut:      metrics.Messages.WithLabelValues("irc", "to-remote"),
 		connGauge:    metrics.Connections.WithLabelValues("irc"),
 	}
+	// Read before any link is up, so that nothing this run records is
+	// mistaken for what the previous run left.
+	lctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	stale, err := t.loadStaleOccupants(lctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("reading the occupants the previous run left: %w", err)
+	}
+	t.stale = stale
 	t.archive = newArchiver(st, t.log)
 	if cfg.IdentdListen != "" {
 		key, err := identKey(&cfg)
@@ -155,6 +173,14 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 		}
 	}
 	return t, nil
+}
+
+// shutdownGrace is how long lines still queued get to leave at Close.
+func (t *Transport) shutdownGrace() time.Duration {
+	if t.cfg.ShutdownGrace == nil {
+		return DefaultShutdownGrace * time.Second
+	}
+	return time.Duration(*t.cfg.ShutdownGrace) * time.Second
 }
 
 // Name returns "irc".
@@ -217,6 +243,13 @@ func (t *Transport) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			t.runIdentd(ctx, ln)
+		}()
+	}
+	if t.gw != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.checkOccupantsLoop(ctx)
 		}()
 	}
 	t.pruneLoop(ctx)
