@@ -56,9 +56,6 @@ type Config struct {
 	// MaxMediaBytes bounds one inbound medium and the media of one
 	// outbound MMS (default 5 MB, Twilio's limit).
 	MaxMediaBytes int64 `toml:"max_media_bytes"`
-	// MediaAllowPrivate lets the gateway fetch media from loopback and
-	// private addresses (tests with a local stand-in only).
-	MediaAllowPrivate bool `toml:"media_allow_private"`
 	// HistoryDays is how long conversations are archived (XEP-0313 of
 	// team inbox rooms, tapback matching); 0 keeps none.
 	HistoryDays *int `toml:"history_days"`

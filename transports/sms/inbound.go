@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -162,14 +163,19 @@ func (t *Transport) inboundMessages(ctx context.Context, in inboundText) ([]brid
 		return nil, err
 	}
 	var atts []bridge.Attachment
+	body := in.Body
 	for i, m := range in.Media {
 		a, err := t.fetchMedium(ctx, in, i, m)
 		if err != nil {
 			return nil, err
 		}
+		if a.URL == "" { // too large: said in words
+			body = strings.TrimSpace(body + "\n" + a.Desc)
+			continue
+		}
 		atts = append(atts, a)
 	}
-	first := bridge.Message{From: from, Type: bridge.Chat, ID: stanzaID(in.SID, 0), Body: in.Body, Time: in.At}
+	first := bridge.Message{From: from, Type: bridge.Chat, ID: stanzaID(in.SID, 0), Body: body, Time: in.At}
 	if r := t.tapback(ctx, in); r != nil {
 		first.Reactions = r
 		first.Body = ""

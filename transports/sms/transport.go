@@ -20,6 +20,7 @@ import (
 	twclient "github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 
+	"switchboard/attachments"
 	"switchboard/bridge"
 	"switchboard/mapping"
 	"switchboard/store"
@@ -44,7 +45,8 @@ type Transport struct {
 	st        store.Store
 	log       *slog.Logger
 	publicURL string
-	media     mediaService
+	files        *attachments.Service
+	allowPrivate bool
 
 	api       *openapi.ApiService
 	validator twclient.RequestValidator
@@ -110,10 +112,10 @@ func New(cfg Config, env bridge.Env) (*Transport, error) {
 		mIn:       metrics.Messages.WithLabelValues(Name, "to-xmpp"),
 		mOut:      metrics.Messages.WithLabelValues(Name, "to-remote"),
 	}
-	t.media = newMediaService(env)
+	t.files, t.allowPrivate = env.Attachments, env.AllowPrivateFetch
 	t.usage = newUsage(env.Store, cfg)
 	t.api = newAPI(cfg)
-	t.mediaHTTP = &http.Client{Timeout: 60 * time.Second, Transport: &basicAuth{sid: cfg.AccountSID, token: cfg.AuthToken, base: http.DefaultTransport}}
+	t.mediaHTTP = &http.Client{Timeout: 2 * time.Minute}
 	c := func(name, help string) prometheus.Counter {
 		ctr := prometheus.NewCounter(prometheus.CounterOpts{Name: "switchboard_sms_" + name, Help: help})
 		if err := metrics.Registry.Register(ctr); err != nil {
@@ -181,21 +183,6 @@ func (r *rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
 	return r.rt.RoundTrip(req2)
 }
 
-// basicAuth adds the account's credentials to requests for Twilio media
-// (the API host answers a redirect to its media host, where Go's client
-// drops the Authorization header as it goes to another host).
-type basicAuth struct {
-	sid, token string
-	base       http.RoundTripper
-}
-
-func (b *basicAuth) RoundTrip(req *http.Request) (*http.Response, error) {
-	if strings.HasPrefix(req.URL.Path, "/2010-04-01/Accounts/") && req.Header.Get("Authorization") == "" {
-		req = req.Clone(req.Context())
-		req.SetBasicAuth(b.sid, b.token)
-	}
-	return b.base.RoundTrip(req)
-}
 
 // Name returns "sms".
 func (t *Transport) Name() string { return Name }
@@ -235,9 +222,6 @@ func (t *Transport) Run(ctx context.Context) error {
 	run(t.deliverLoop)
 	run(t.sendLoop)
 	run(t.pruneLoop)
-	if t.media != nil {
-		run(func(ctx context.Context) { t.media.run(ctx) })
-	}
 	wg.Wait()
 	return nil
 }
