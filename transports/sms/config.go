@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -59,10 +60,17 @@ type Config struct {
 	// HistoryDays is how long conversations are archived (XEP-0313 of
 	// team inbox rooms, tapback matching); 0 keeps none.
 	HistoryDays *int `toml:"history_days"`
+	// QueueLease is how long one attempt holds a queued text (outbound
+	// send or inbound delivery) before another attempt may take it: after
+	// a crash, the texts in flight are taken up again this long after the
+	// crashed attempt began (default "2m"; it must be longer than an API
+	// call can take).
+	QueueLease string `toml:"queue_lease"`
 	// Numbers are the Twilio numbers and who owns them.
 	Numbers []NumberConfig `toml:"number"`
 
 	tokenErr error
+	lease    time.Duration
 }
 
 // NumberConfig is one [[sms.number]].
@@ -96,6 +104,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.HistoryDays == nil {
 		c.HistoryDays = ptr(DefaultHistoryDays)
+	}
+	if c.QueueLease == "" {
+		c.QueueLease = "2m"
 	}
 	if v := os.Getenv(EnvAuthToken); v != "" {
 		c.AuthToken, c.AuthTokenFile = v, ""
@@ -160,6 +171,11 @@ func (c *Config) Validate() []error {
 		if q.v != nil && *q.v < 0 {
 			bad(q.key, "must be 0 (no limit) or more, not %d", *q.v)
 		}
+	}
+	if d, err := time.ParseDuration(c.QueueLease); err != nil || d < time.Second {
+		bad("queue_lease", "%q is not a duration of a second or more, like \"2m\"", c.QueueLease)
+	} else {
+		c.lease = d
 	}
 	if c.GlobalDailySegments < 0 {
 		bad("global_daily_segments", "must be 0 (no limit) or more, not %d", c.GlobalDailySegments)

@@ -22,10 +22,7 @@ import (
 // that leaves the batch in the store: after the lease it is delivered
 // again, with the same stanza ids (derived from the MessageSid), so at
 // most the batch in flight at the crash can arrive twice, recognisably.
-const (
-	inLease = time.Minute
-	inBatch = 256
-)
+const inBatch = 256
 
 func (t *Transport) deliverLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
@@ -52,7 +49,7 @@ func stanzaID(sid string, n int) string {
 }
 
 func (t *Transport) deliverBatch(ctx context.Context) int {
-	items, err := t.st.Claim(ctx, queueIn, time.Now(), inLease, inBatch)
+	items, err := t.st.Claim(ctx, queueIn, time.Now(), t.cfg.lease, inBatch)
 	if err != nil {
 		if ctx.Err() == nil {
 			t.log.Error("claiming inbound texts failed", "err", err)
@@ -216,10 +213,10 @@ func (t *Transport) archiveEntries(owner string, n *number, in inboundText, msgs
 	return out
 }
 
-// backoff is the wait before retry number attempts+1: 5 s doubling up to
+// backoff is the wait before retry number attempts+1: 1 s doubling up to
 // 10 minutes.
 func backoff(attempts int) time.Duration {
-	d := 5 * time.Second
+	d := time.Second
 	for i := 0; i < attempts && d < 10*time.Minute; i++ {
 		d *= 2
 	}

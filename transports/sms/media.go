@@ -9,8 +9,8 @@ import (
 	"net/url"
 	"strings"
 
-	"switchboard/bridge"
 	"switchboard/attachments"
+	"switchboard/bridge"
 )
 
 // fetchMedium fetches one medium of an inbound MMS with the account's

@@ -29,7 +29,6 @@ import (
 // as sent instead of sending again. doc/sms.md states the window that
 // remains.
 const (
-	outLease      = 2 * time.Minute
 	outBatch      = 32
 	outParallel   = 8
 	outGiveUp     = 24 * time.Hour
@@ -100,7 +99,7 @@ func (t *Transport) sendLoop(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		items, err := t.st.Claim(ctx, queueOut, time.Now(), outLease, outBatch)
+		items, err := t.st.Claim(ctx, queueOut, time.Now(), t.cfg.lease, outBatch)
 		if err != nil && ctx.Err() == nil {
 			t.log.Error("claiming outbound texts failed", "err", err)
 		}

@@ -39,12 +39,12 @@ const (
 // Transport is the SMS transport. It implements bridge.Transport and
 // bridge.HTTPService.
 type Transport struct {
-	cfg       Config
-	gw        *bridge.Gateway
-	codec     *mapping.SMSCodec
-	st        store.Store
-	log       *slog.Logger
-	publicURL string
+	cfg          Config
+	gw           *bridge.Gateway
+	codec        *mapping.SMSCodec
+	st           store.Store
+	log          *slog.Logger
+	publicURL    string
 	files        *attachments.Service
 	allowPrivate bool
 
@@ -182,7 +182,6 @@ func (r *rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
 	req2.Host = base.Host
 	return r.rt.RoundTrip(req2)
 }
-
 
 // Name returns "sms".
 func (t *Transport) Name() string { return Name }
