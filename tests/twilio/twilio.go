@@ -99,6 +99,7 @@ type Server struct {
 	transient   []int              // HTTP statuses for the next creates
 	media       map[string]media   // token → media
 	hold        bool
+	stall       chan struct{} // non-nil: creates block after recording
 	held        []callback
 	callbackErr []error
 	// Logf, when set, is told of every API call and callback (the demo
@@ -189,6 +190,28 @@ func (s *Server) SetTransient(statuses ...int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.transient = append(s.transient, statuses...)
+}
+
+// StallCreates makes every create record the message (it is sent, as far
+// as Twilio is concerned) and then hold its answer until ReleaseCreates:
+// the client's crash between Twilio's accepting a text and its reading
+// the answer.
+func (s *Server) StallCreates() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stall == nil {
+		s.stall = make(chan struct{})
+	}
+}
+
+// ReleaseCreates lets stalled creates answer and stops stalling.
+func (s *Server) ReleaseCreates() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stall != nil {
+		close(s.stall)
+		s.stall = nil
+	}
 }
 
 // HoldCallbacks keeps status callbacks instead of sending them, until
@@ -457,8 +480,16 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.messages = append(s.messages, m)
 	out := m.json(s.AccountSID)
+	stall := s.stall
 	s.mu.Unlock()
 	s.record(r, form, http.StatusCreated, m.SID)
+	if stall != nil {
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		case <-s.ctx.Done():
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(out)
