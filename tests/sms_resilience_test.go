@@ -30,9 +30,13 @@ func TestSMSKillInbound(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the delivery worker has claimed them
 	s.gw.Kill()
 	<-s.gw.Done()
+	t0 := time.Now()
 	s.prosody.Start()
+	t.Logf("prosody up after %v", time.Since(t0))
 	alice := s.user(t, "alice")
 	s.gw.Start()
+	t.Logf("gateway up after %v", time.Since(t0))
+	defer func() { t.Logf("all delivered after %v", time.Since(t0)) }()
 	seen := map[string]int{}
 	for range n {
 		m := alice.Expect(t, func(st testbed.Stanza) bool {

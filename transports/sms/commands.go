@@ -98,20 +98,11 @@ func (t *Transport) ApplyRegistration(acct *store.Account, values bridge.FormVal
 		}
 	}
 	if want := strings.TrimSpace(values.Get(fieldNumber)); want != "" {
-		cur := t.nums.ofUser(acct.User)
-		if cur == nil || cur.e164 != want {
+		if cur := t.nums.ofUser(acct.User); cur == nil || cur.e164 != want {
 			if !t.nums.inPool(want) {
 				return bridge.Errorf(bridge.NotAcceptable, "%s is not a number of this gateway's pool.", want)
 			}
-			if cur != nil && cur.static {
-				return bridge.Errorf(bridge.NotAcceptable, "Your number %s is set by the administrator.", cur.e164)
-			}
-			if cur != nil {
-				if _, err := t.nums.unassign(acct.User); err != nil {
-					return bridge.Errorf(bridge.NotAcceptable, "%v", err)
-				}
-			}
-			if err := t.nums.assign(want, acct.User); err != nil {
+			if err := t.nums.pick(want, acct.User); err != nil {
 				return bridge.Errorf(bridge.Conflict, "%v; pick another.", err)
 			}
 			acct.Fields[fieldNumber] = want
@@ -291,8 +282,8 @@ func (t *Transport) usageCommand(ctx context.Context, req *bridge.CommandRequest
 		})
 	}
 	g, _ := t.usage.today(ctx, globalUser)
-	note := fmt.Sprintf("All users: %d texts, %d segments today; limits per user %s texts and %s segments, global %s segments.",
-		g.Messages, g.Segments, limitText(*t.cfg.DailyMessages), limitText(*t.cfg.DailySegments), limitText(t.cfg.GlobalDailySegments))
+	note := fmt.Sprintf("All users: %d texts, %d segments today. Limits: %d texts and %d segments per user, %d segments for everyone (0: none).",
+		g.Messages, g.Segments, *t.cfg.DailyMessages, *t.cfg.DailySegments, t.cfg.GlobalDailySegments)
 	return &bridge.CommandResponse{Result: res, Notes: []bridge.Note{{Type: "info", Text: note}}}, nil
 }
 

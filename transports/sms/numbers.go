@@ -111,6 +111,31 @@ func (ns *numbers) assign(e164, user string) error {
 	return nil
 }
 
+// pick gives user the pool number want instead of the number they have
+// (if any, and not from the config), in one step: nothing changes when
+// want is taken.
+func (ns *numbers) pick(want, user string) error {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	cur := ns.byUser[user]
+	if cur != nil && cur.e164 == want {
+		return nil
+	}
+	if cur != nil && cur.static {
+		return errf("your number %s is set by the administrator", cur.e164)
+	}
+	if n := ns.byNumber[want]; n != nil {
+		return errf("%s is taken", want)
+	}
+	if cur != nil {
+		delete(ns.byNumber, cur.e164)
+	}
+	n := &number{e164: want, owners: []string{user}}
+	ns.byNumber[want] = n
+	ns.byUser[user] = n
+	return nil
+}
+
 // unassign takes the user's assigned number back; it returns the number
 // ("" when the user had none assigned).
 func (ns *numbers) unassign(user string) (string, error) {
