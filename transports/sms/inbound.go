@@ -139,8 +139,24 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 			t.log.Warn("archiving inbound texts failed", "err", err)
 		}
 	}
+	pairs := make([]store.MessageID, len(sids))
+	for i, sid := range sids {
+		pairs[i] = store.MessageID{User: dedupUser, Transport: Name, Peer: peerDone, StanzaID: sid, RemoteID: sid}
+	}
+	if b, ok := t.st.(store.Batcher); ok {
+		left, err := b.DequeueBatch(ctx, delivered, pairs)
+		if err != nil {
+			t.log.Warn("recording delivered texts failed; they go out again after the lease", "count", len(delivered), "err", err)
+			return len(items)
+		}
+		if len(left) > 0 {
+			t.log.Warn("some delivered texts had lost their lease (another attempt holds them)", "ids", left)
+		}
+		t.mIn.Add(float64(len(delivered)))
+		return len(items)
+	}
 	for i, it := range delivered {
-		if err := t.st.PutMessageID(ctx, store.MessageID{User: dedupUser, Transport: Name, Peer: peerDone, StanzaID: sids[i], RemoteID: sids[i]}); err != nil {
+		if err := t.st.PutMessageID(ctx, pairs[i]); err != nil {
 			t.log.Warn("recording a delivered text failed", "sid", sids[i], "err", err)
 		}
 		if err := t.st.Dequeue(ctx, it.ID, it.Lease); err != nil {

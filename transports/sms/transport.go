@@ -56,6 +56,7 @@ type Transport struct {
 	usage *usage
 
 	wakeIn, wakeOut chan struct{}
+	accepts         chan acceptReq // to acceptLoop (nil: no group commit)
 	sidLocks        [64]sync.Mutex
 
 	mIn, mOut, mUnrouted, mForged, mDuplicate prometheus.Counter
@@ -109,6 +110,7 @@ func New(cfg Config, env bridge.Env) (*Transport, error) {
 		nums:      newNumbers(cfg.Numbers, cfg.Pool),
 		wakeIn:    make(chan struct{}, 1),
 		wakeOut:   make(chan struct{}, 1),
+		accepts:   make(chan acceptReq),
 		mIn:       metrics.Messages.WithLabelValues(Name, "to-xmpp"),
 		mOut:      metrics.Messages.WithLabelValues(Name, "to-remote"),
 	}
@@ -217,6 +219,9 @@ func (t *Transport) Run(ctx context.Context) error {
 			defer wg.Done()
 			f(ctx)
 		}()
+	}
+	if _, ok := t.st.(store.Batcher); ok {
+		run(t.acceptLoop)
 	}
 	run(t.deliverLoop)
 	run(t.sendLoop)

@@ -273,18 +273,87 @@ func (t *Transport) accept(ctx context.Context, in inboundText) (dup bool, err e
 	if err != nil {
 		return false, err
 	}
-	if err := t.st.Enqueue(ctx, &store.QueueItem{Transport: queueIn, User: in.To, Peer: in.From, StanzaID: in.SID, Payload: payload}); err != nil {
+	it := &store.QueueItem{Transport: queueIn, User: in.To, Peer: in.From, StanzaID: in.SID, Payload: payload}
+	pair := store.MessageID{User: dedupUser, Transport: Name, Peer: peerIn, StanzaID: in.SID, RemoteID: in.SID}
+	if _, ok := t.st.(store.Batcher); ok && t.accepts != nil {
+		// Group commit: the writer stores every request waiting meanwhile
+		// in one transaction.
+		req := acceptReq{it: it, pair: pair, done: make(chan error, 1)}
+		select {
+		case t.accepts <- req:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		select {
+		case err := <-req.done:
+			if err != nil {
+				return false, err
+			}
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		poke(t.wakeIn)
+		return false, nil
+	}
+	if err := t.st.Enqueue(ctx, it); err != nil {
 		return false, err
 	}
 	// A crash here leaves the text queued without its record: a retry of
 	// the webhook queues it again, and the delivery of the second copy
 	// finds the first's "in-done" record (or both go out with the same
 	// stanza id).
-	if err := t.st.PutMessageID(ctx, store.MessageID{User: dedupUser, Transport: Name, Peer: peerIn, StanzaID: in.SID, RemoteID: in.SID}); err != nil {
+	if err := t.st.PutMessageID(ctx, pair); err != nil {
 		return false, err
 	}
 	poke(t.wakeIn)
 	return false, nil
+}
+
+// acceptReq is one webhook's text waiting for the group commit.
+type acceptReq struct {
+	it   *store.QueueItem
+	pair store.MessageID
+	done chan error
+}
+
+// acceptBatch bounds one group commit.
+const acceptBatch = 512
+
+// acceptLoop writes the accepted texts: it takes the first request, then
+// every other already waiting (up to acceptBatch), and stores them all in
+// one transaction; the webhooks are answered when it committed. While one
+// batch commits, the next gathers.
+func (t *Transport) acceptLoop(ctx context.Context) {
+	b := t.st.(store.Batcher)
+	for {
+		var reqs []acceptReq
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-t.accepts:
+			reqs = append(reqs, r)
+		}
+	gather:
+		for len(reqs) < acceptBatch {
+			select {
+			case r := <-t.accepts:
+				reqs = append(reqs, r)
+			default:
+				break gather
+			}
+		}
+		items := make([]*store.QueueItem, len(reqs))
+		pairs := make([]store.MessageID, len(reqs))
+		for i, r := range reqs {
+			items[i], pairs[i] = r.it, r.pair
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := b.EnqueueBatch(wctx, items, pairs)
+		cancel()
+		for _, r := range reqs {
+			r.done <- err
+		}
+	}
 }
 
 // handleStatus is a status callback of an outbound text.
