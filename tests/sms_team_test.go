@@ -150,3 +150,28 @@ func TestSMSNumbers(t *testing.T) {
 		t.Errorf("after unassign: %s", e.XML)
 	}
 }
+
+// TestSMSOfflineAndBlock: a text to an offline owner waits in Prosody's
+// offline storage; a number the owner blocked (XEP-0191, enforced by
+// Prosody's mod_blocklist) is refused for them while Twilio gets its 200.
+func TestSMSOfflineAndBlock(t *testing.T) {
+	s := newSMSStack(t, smsOptions{})
+	_, _, sid := s.inbound(t, twilio.Inbound{To: aliceNum, Body: "while you were away"})
+	time.Sleep(time.Second) // delivered into offline storage
+	alice := s.user(t, "alice")
+	if m := alice.Expect(t, textFrom(remoteNum, "while you were away"), wait); m.ID != "sms-"+sid {
+		t.Errorf("offline text id %q", m.ID)
+	}
+
+	blocked := "+12025550190"
+	r := alice.IQ(t, `<iq type='set'><block xmlns='urn:xmpp:blocking'><item jid='`+smsJID(blocked)+`'/></block></iq>`, wait)
+	if r.Type != "result" {
+		t.Fatalf("block: %s", r.XML)
+	}
+	if code, _, _ := s.inbound(t, twilio.Inbound{From: blocked, To: aliceNum, Body: "spam"}); code != 200 {
+		t.Errorf("a blocked sender's webhook answered %d, want 200", code)
+	}
+	s.inbound(t, twilio.Inbound{To: aliceNum, Body: "not blocked"})
+	alice.Expect(t, textFrom(remoteNum, "not blocked"), wait)
+	alice.ExpectNone(t, textFrom(blocked, "spam"), time.Second)
+}

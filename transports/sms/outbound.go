@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"sync"
@@ -47,9 +48,8 @@ type outboundText struct {
 	// Resource is the full JID that sent it (errors and receipts go there).
 	Resource string `json:"resource"`
 	// Inbox and Nick are set for a text sent from a team inbox room.
-	Inbox string    `json:"inbox,omitempty"`
-	Nick  string    `json:"nick,omitempty"`
-	Day   time.Time `json:"day"` // when it was counted against the quotas
+	Inbox string `json:"inbox,omitempty"`
+	Nick  string `json:"nick,omitempty"`
 }
 
 // marker is the record of one send (state "ref:<queue id>"): written
@@ -66,8 +66,11 @@ type marker struct {
 	// Final is the final status seen ("delivered", "undelivered",
 	// "failed"): later callbacks change nothing.
 	Final string `json:"final,omitempty"`
-	// Sent is set once the receipt or error went to the user.
+	// Told is set once the receipt or error went to the user.
 	Told bool `json:"told,omitempty"`
+	// Counted is when the text was counted against the quotas (once,
+	// before the first attempt).
+	Counted time.Time `json:"counted,omitempty"`
 }
 
 func refKey(ref string) string { return "ref:" + ref }
@@ -149,6 +152,7 @@ func (t *Transport) send(ctx context.Context, it store.QueueItem) {
 		t.retry(ctx, it, p, log, fmt.Errorf("reading the send marker: %w", err))
 		return
 	}
+	log.Debug("send attempt", "marker", mk != nil, "attempts", it.Attempts)
 	if mk != nil && mk.SID != "" {
 		// Sent before a crash, not yet dequeued.
 		t.finishSent(ctx, it, mk.SID, log)
@@ -172,6 +176,25 @@ func (t *Transport) send(ctx context.Context, it store.QueueItem) {
 		}
 	} else {
 		mk = &marker{User: it.User, Resource: p.Resource, To: p.To, Inbox: p.Inbox, StanzaID: it.StanzaID}
+		if err := t.usage.take(ctx, it.User, p.Segments); err != nil {
+			var se *bridge.StanzaError
+			if !errors.As(err, &se) {
+				t.retry(ctx, it, p, log, fmt.Errorf("counting the text against the quotas: %w", err))
+				return
+			}
+			log.Info("a text over a limit was refused", "err", se.Text)
+			t.tellError(ctx, it, p, se)
+			if err := t.st.Dequeue(ctx, it.ID, it.Lease); err != nil {
+				log.Warn("removing a refused text from the queue failed", "err", err)
+			}
+			return
+		}
+		mk.Counted = time.Now().UTC()
+		if *t.cfg.HistoryDays > 0 && p.Inbox == "" {
+			if err := t.st.AppendArchive(ctx, []store.ArchiveEntry{{User: it.User, Transport: Name, Peer: p.To, Outgoing: true, Body: p.Body, OriginID: it.StanzaID}}); err != nil {
+				log.Warn("archiving a text failed", "err", err)
+			}
+		}
 	}
 	mk.At = time.Now().UTC()
 	if err := t.putMarker(ctx, ref, mk); err != nil {
@@ -201,7 +224,7 @@ func (t *Transport) send(ctx context.Context, it store.QueueItem) {
 			log.Info("Twilio refused a text", "code", te.Code, "status", te.Status, "message", te.Message)
 			mk.Final, mk.Told = "refused", true
 			_ = t.putMarker(ctx, ref, mk)
-			if err := t.usage.refund(ctx, it.User, max(1, p.Segments), p.Day); err != nil {
+			if err := t.usage.refund(ctx, it.User, max(1, p.Segments), mk.Counted); err != nil {
 				log.Warn("giving back the quota of a refused text failed", "err", err)
 			}
 			t.tellError(ctx, it, p, apiError(te.Code, p.To, te.Message))
@@ -226,10 +249,7 @@ func (t *Transport) send(ctx context.Context, it store.QueueItem) {
 }
 
 // finishSent records the SID of a sent text and removes it from the queue.
-func (t *Transport) finishSent(ctx context.Context, it store.QueueItem, sid string, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}) {
+func (t *Transport) finishSent(ctx context.Context, it store.QueueItem, sid string, log *slog.Logger) {
 	if it.StanzaID != "" {
 		if err := t.st.PutMessageID(ctx, store.MessageID{User: it.User, Transport: Name, Peer: it.Peer, StanzaID: it.StanzaID, RemoteID: sid}); err != nil {
 			log.Warn("recording the SID of a sent text failed", "sid", sid, "err", err)
@@ -281,10 +301,7 @@ func (t *Transport) findSent(ctx context.Context, it store.QueueItem, p outbound
 
 // retry reschedules a text after a network error, a 5xx or a 429, with
 // backoff; after outGiveUp it fails for good.
-func (t *Transport) retry(ctx context.Context, it store.QueueItem, p outboundText, log interface {
-	Info(string, ...any)
-	Warn(string, ...any)
-}, cause error) {
+func (t *Transport) retry(ctx context.Context, it store.QueueItem, p outboundText, log *slog.Logger, cause error) {
 	if time.Since(it.CreatedAt) > outGiveUp {
 		t.mFailed.Inc()
 		log.Warn("giving up on a text after a day of failed attempts", "err", cause)

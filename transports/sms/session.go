@@ -3,7 +3,6 @@ package sms
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -279,18 +278,13 @@ func (s *session) send(ev bridge.SendMessage, n *number, segs Segments, fail fun
 	}
 	segs = CountSegments(body)
 	bill := max(1, segs.Count)
+	// One write on the user's goroutine: what the gateway has read from
+	// XMPP and not yet stored is lost if it is killed (the component
+	// protocol has no acknowledgements), so the quotas are counted and the
+	// archive written by the sender, from the stored copy.
 	ctx, cancel := context.WithTimeout(s.u.Context(), 10*time.Second)
 	defer cancel()
-	if err := s.t.usage.take(ctx, s.bare, bill); err != nil {
-		var se *bridge.StanzaError
-		if !errors.As(err, &se) {
-			s.log.Warn("counting a text failed", "err", err)
-			err = bridge.Errorf(bridge.InternalServerError, "The gateway could not count the text against your quota; it was not sent.")
-		}
-		fail(err)
-		return
-	}
-	p := outboundText{To: to, Body: body, Media: media, Segments: bill, Resource: ev.From.String(), Day: time.Now().UTC()}
+	p := outboundText{To: to, Body: body, Media: media, Segments: bill, Resource: ev.From.String()}
 	if s.t.cfg.MessagingServiceSID == "" {
 		p.From = n.e164
 	}
@@ -301,17 +295,12 @@ func (s *session) send(ev bridge.SendMessage, n *number, segs Segments, fail fun
 	it := &store.QueueItem{Transport: queueOut, User: s.bare, Peer: mapping.PeerKey(ev.To), StanzaID: ev.ID, Payload: payload}
 	if err := s.t.st.Enqueue(ctx, it); err != nil {
 		s.log.Warn("queueing a text failed", "err", err)
-		_ = s.t.usage.refund(ctx, s.bare, bill, p.Day)
 		fail(bridge.Errorf(bridge.InternalServerError, "The gateway could not store the text; it was not sent."))
 		return
 	}
 	poke(s.t.wakeOut)
 	if n.team() {
 		s.t.reflect(ctx, s, n, ev, body)
-	} else if *s.t.cfg.HistoryDays > 0 {
-		if err := s.t.st.AppendArchive(ctx, []store.ArchiveEntry{{User: s.bare, Transport: Name, Peer: to, Outgoing: true, Body: body, OriginID: ev.ID}}); err != nil {
-			s.log.Warn("archiving a text failed", "err", err)
-		}
 	}
 	if s.field(fieldSegments) == "tell" {
 		s.notice(ev.From, ev.To, fmt.Sprintf("Sent as %d segment(s), %s.", bill, segs.Encoding))
