@@ -218,6 +218,14 @@ func TestSMS(t *testing.T) {
 		}
 	})
 
+	t.Run("STOP told in words", func(t *testing.T) {
+		s.inbound(t, twilio.Inbound{From: "+12025550191", To: aliceNum, Body: "STOP"})
+		m := alice.Expect(t, func(st testbed.Stanza) bool { return st.From == smsJID("+12025550191") }, wait)
+		if !strings.HasPrefix(m.Body(), "STOP") || !strings.Contains(m.Body(), "unsubscribed") {
+			t.Errorf("STOP: %s", m.XML)
+		}
+	})
+
 	t.Run("no number", func(t *testing.T) {
 		dave := s.user(t, "dave")
 		sendText(dave, smsJID(remoteNum), "nonum", "hi", "")

@@ -188,6 +188,9 @@ func (t *Transport) inboundMessages(ctx context.Context, in inboundText) ([]brid
 		}
 		atts = append(atts, a)
 	}
+	if note := optOutNote(in.Body, in.From); note != "" {
+		body += "\n" + note
+	}
 	first := bridge.Message{From: from, Type: bridge.Chat, ID: stanzaID(in.SID, 0), Body: body, Time: in.At}
 	if r := t.tapback(ctx, in); r != nil {
 		first.Reactions = r

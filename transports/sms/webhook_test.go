@@ -170,3 +170,11 @@ func sha256hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+func TestOptOutNote(t *testing.T) {
+	for in, want := range map[string]string{" stop ": "unsubscribed", "START": "subscribed again", "help": "help", "stop it": "", "": ""} {
+		if got := optOutNote(in, "+12025550123"); (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("optOutNote(%q) = %q", in, got)
+		}
+	}
+}
