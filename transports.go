@@ -3,6 +3,7 @@ package main
 import (
 	"switchboard/bridge"
 	"switchboard/transports/irc"
+	"switchboard/transports/sms"
 )
 
 // plugins are the transports this build knows, in the order their links
@@ -10,4 +11,5 @@ import (
 // bridge.Plugin, and a line here.
 var plugins = []bridge.Plugin{
 	irc.Plugin,
+	sms.Plugin,
 }

@@ -169,6 +169,16 @@ type Message struct {
 	ReceiptRequested bool
 	// Notice is true for IRC NOTICEs and other non-conversational text.
 	Notice bool
+	// Reactions, when set, makes the message a XEP-0444 reaction to an
+	// earlier message (an iPhone tapback from SMS).
+	Reactions *Reactions
+}
+
+// Reactions is a XEP-0444 reaction: the full set of emojis the sender
+// now has on the message ID (empty removes them).
+type Reactions struct {
+	ID     string
+	Emojis []string
 }
 
 // Occupant is one participant of a room as XEP-0045 sees it.

@@ -327,6 +327,15 @@ func (l *Link) renderMessage(o *out, m *bridge.Message, opt msgOpts) error {
 		}
 		b = append(b, "</x>"...)
 	}
+	if r := m.Reactions; r != nil {
+		b = append(b, "<reactions xmlns='urn:xmpp:reactions:0'"...)
+		b = attr(b, "id", r.ID)
+		b = append(b, '>')
+		for _, e := range r.Emojis {
+			b = textElem(b, "reaction", "", e)
+		}
+		b = append(b, "</reactions><store xmlns='urn:xmpp:hints'/>"...)
+	}
 	if m.ReceiptRequested && !opt.inner {
 		b = append(b, "<request xmlns='urn:xmpp:receipts'/>"...)
 	}

@@ -94,7 +94,20 @@ func (c *SMSCodec) Parse(j jid.JID) (Address, error) {
 	if local == "" {
 		return Address{Kind: KindGateway, Domain: c.domain, Resource: res}, nil
 	}
-	if err := ValidE164(local); err != nil {
+	if num, inbox, ok := strings.Cut(local, "%"); ok {
+		// A team inbox conversation: "+12025550123%sales".
+		if err := ValidInboxName(inbox); err != nil {
+			return Address{}, err
+		}
+		if err := validRemote(num); err != nil {
+			return Address{}, err
+		}
+		if res != "" {
+			return Address{Kind: KindOccupant, Domain: c.domain, Network: inbox, Name: num, Resource: res}, nil
+		}
+		return Address{Kind: KindRoom, Domain: c.domain, Network: inbox, Name: num}, nil
+	}
+	if err := validRemote(local); err != nil {
 		return Address{}, err
 	}
 	return Address{Kind: KindContact, Domain: c.domain, Name: local, Resource: res}, nil
@@ -110,10 +123,21 @@ func (c *SMSCodec) JID(a Address) (jid.JID, error) {
 	switch a.Kind {
 	case KindGateway:
 	case KindContact:
-		if err := ValidE164(a.Name); err != nil {
+		if err := validRemote(a.Name); err != nil {
 			return jid.JID{}, err
 		}
 		local = a.Name
+	case KindRoom, KindOccupant:
+		if err := validRemote(a.Name); err != nil {
+			return jid.JID{}, err
+		}
+		if err := ValidInboxName(a.Network); err != nil {
+			return jid.JID{}, err
+		}
+		local = a.Name + "%" + a.Network
+		if a.Kind == KindRoom {
+			a.Resource = ""
+		}
 	default:
 		return jid.JID{}, ErrMalformed("the SMS gateway has no %s addresses, only phone numbers", a.Kind)
 	}
@@ -127,7 +151,7 @@ func (c *SMSCodec) JID(a Address) (jid.JID, error) {
 // Number returns the contact Address of a phone number that comes from the
 // SMS side (a webhook's From), which must already be in E.164 form.
 func (c *SMSCodec) Number(e164 string) (Address, error) {
-	if err := ValidE164(e164); err != nil {
+	if err := validRemote(e164); err != nil {
 		return Address{}, err
 	}
 	return Address{Kind: KindContact, Domain: c.domain, Name: e164}, nil
@@ -172,6 +196,9 @@ func (c *SMSCodec) Translate(typed string) (Address, error) {
 		default:
 			return Address{}, ErrMalformed("%q is not a phone number: it may contain only digits, spaces and + - ( ) . /", s)
 		}
+	}
+	if IsShortCode(s) {
+		return c.Number(s)
 	}
 	if digits == 0 {
 		return Address{}, ErrMalformed("%q is not a phone number: it has no digits", s)

@@ -149,3 +149,26 @@ func TestSMSJIDErrors(t *testing.T) {
 		t.Error("Number accepted a non-E.164 form")
 	}
 }
+
+func TestSMSShortCodesAndRooms(t *testing.T) {
+	c := newSMS(t, "US")
+	for in, want := range map[string]Address{
+		"12345@" + smsDomain:                     {Kind: KindContact, Domain: smsDomain, Name: "12345"},
+		"+12025550123%sales@" + smsDomain:        {Kind: KindRoom, Domain: smsDomain, Name: "+12025550123", Network: "sales"},
+		"+12025550123%sales@" + smsDomain + "/b": {Kind: KindOccupant, Domain: smsDomain, Name: "+12025550123", Network: "sales", Resource: "b"},
+		"12345%sales@" + smsDomain:               {Kind: KindRoom, Domain: smsDomain, Name: "12345", Network: "sales"},
+	} {
+		got, err := c.Parse(mustJID(t, in))
+		if err != nil || got != want {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"1234@", "1234567@", "012345@", "+12025550123%@", "%sales@", "+12025550123%1sales@", "+15551234567%sales@", "+12025550123%sa.les@"} {
+		if got, err := c.Parse(mustJID(t, in+smsDomain)); AsError(err) == nil {
+			t.Errorf("Parse(%q) = %+v, %v; want an *Error", in, got, err)
+		}
+	}
+	if a, err := c.Translate("12345"); err != nil || a.Name != "12345" {
+		t.Errorf("Translate(short code) = %+v, %v", a, err)
+	}
+}

@@ -31,6 +31,9 @@ import (
 const ircDomain = "irc.localhost"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "sms" {
+		os.Exit(smsCommand(os.Args[2:]))
+	}
 	bin := flag.String("bin", "bin/switchboard", "the gateway binary (`make build` makes it)")
 	flag.Parse()
 	binPath, err := filepath.Abs(*bin)
@@ -53,21 +56,25 @@ func run(binPath string) int {
 	secret := rand.Text()
 	password := strings.ToLower(rand.Text()[:10])
 
-	prosody := testbed.StartProsody(tb, testbed.ProsodyOptions{
-		C2SPort:       portOr(5222),
-		ComponentPort: portOr(5347),
-		Components:    map[string]string{ircDomain: secret},
-		LogLevel:      "info",
-	})
-	for _, user := range []string{"alice", "bob"} {
-		prosody.Register(user, password)
-	}
-	ngircd := testbed.StartNgircd(tb, testbed.NgircdOptions{Port: portOr(16667)})
-
 	httpListen := ""
 	if p := portOr(8480); p != 0 {
 		httpListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
+	sms := newSMSDemo(tb, secret, httpListen)
+	smsDomain, smsSecret := sms.component()
+	httpListen = sms.listen
+
+	prosody := testbed.StartProsody(tb, testbed.ProsodyOptions{
+		C2SPort:       portOr(5222),
+		ComponentPort: portOr(5347),
+		Components:    map[string]string{ircDomain: secret, smsDomain: smsSecret},
+		LogLevel:      "info",
+	})
+	for _, user := range []string{"alice", "bob", "carol"} {
+		prosody.Register(user, password)
+	}
+	ngircd := testbed.StartNgircd(tb, testbed.NgircdOptions{Port: portOr(16667)})
+
 	dir := tb.TempDir()
 	config := testbed.WriteGatewayConfig(dir, testbed.GatewayConfig{
 		LogLevel:   "info",
@@ -82,6 +89,7 @@ func run(binPath string) int {
 				{Name: "local", Address: ngircd.Addr()},
 			},
 		},
+		Extra: sms.extra(prosody.Domain),
 	})
 	gateway := testbed.StartGatewayOutput(tb, binPath, config, os.Stdout)
 
@@ -94,7 +102,7 @@ func run(binPath string) int {
 XMPP (Prosody %[1]s, domain %[2]s):
   server 127.0.0.1, port %[3]s, TLS off (plain TCP on loopback:
   allow plaintext / disable TLS in your client)
-  users  alice@%[2]s and bob@%[2]s, password %[4]s
+  users  alice@%[2]s, bob@%[2]s and carol@%[2]s, password %[4]s
   e.g. Profanity: /connect alice@%[2]s server 127.0.0.1 port %[3]s tls disable
 
 Try these JIDs from your XMPP client:
@@ -114,6 +122,7 @@ Ctrl-C stops everything.
 `, prosody.C2SAddr(), prosody.Domain, c2sPort, password, "#demo%local@"+ircDomain,
 		ngircd.Addr(), ircPort, config, gateway.HTTPAddr(), prosody.Dir, ngircd.Dir,
 		"nick%local@"+ircDomain, "local@"+ircDomain)
+	sms.started(tb)
 
 	select {
 	case <-ctx.Done():

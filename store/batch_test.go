@@ -1,0 +1,53 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestBatch(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite", filepath.Join(t.TempDir(), "b.db"), make([]byte, KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b := s.(Batcher)
+	items := []*QueueItem{{Transport: "t", User: "u", StanzaID: "a", Payload: []byte("1")}, {Transport: "t", User: "u", StanzaID: "b"}}
+	pairs := []MessageID{{User: "x", Transport: "t", Peer: "in", StanzaID: "a", RemoteID: "a"}}
+	if err := b.EnqueueBatch(ctx, items, pairs); err != nil {
+		t.Fatal(err)
+	}
+	if items[0].ID == 0 || items[1].ID <= items[0].ID || items[0].NextTry.IsZero() {
+		t.Fatalf("ids not set: %+v", items)
+	}
+	if _, err := s.FindByRemoteID(ctx, "x", "t", "in", "a"); err != nil {
+		t.Fatal(err)
+	}
+	// All or nothing: a bad pair writes no item.
+	if err := b.EnqueueBatch(ctx, []*QueueItem{{Transport: "t", User: "u"}}, []MessageID{{User: "x"}}); err == nil {
+		t.Fatal("a bad pair was accepted")
+	}
+	claimed, err := s.Claim(ctx, "t", time.Now(), time.Minute, 10)
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claimed %d, %v", len(claimed), err)
+	}
+	stale := claimed[1]
+	stale.Lease = stale.Lease.Add(-time.Second)
+	left, err := b.DequeueBatch(ctx, []QueueItem{claimed[0], stale}, []MessageID{{User: "x", Transport: "t", Peer: "done", StanzaID: "a", RemoteID: "a"}})
+	if err != nil || len(left) != 1 || left[0] != stale.ID {
+		t.Fatalf("left %v, %v", left, err)
+	}
+	if _, err := s.FindByRemoteID(ctx, "x", "t", "done", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Dequeue(ctx, claimed[1].ID, claimed[1].Lease); err != nil {
+		t.Fatalf("the item with a lost... lease check: %v", err)
+	}
+	if _, err := s.FindByRemoteID(ctx, "x", "t", "done", "zzz"); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+}
