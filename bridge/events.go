@@ -72,6 +72,11 @@ type SendMessage struct {
 	ReceiptRequested bool
 	Attachments      []Attachment
 	ChatState        ChatState
+	// Thread is the XMPP <thread> of the message (may be empty).
+	Thread string
+	// MessageSubject is the <subject> of a message that is not groupchat
+	// (a mail's subject); a groupchat subject is in Subject.
+	MessageSubject string
 }
 
 // PresenceType is the XMPP presence type ("" means available).
@@ -169,6 +174,10 @@ type Message struct {
 	ReceiptRequested bool
 	// Notice is true for IRC NOTICEs and other non-conversational text.
 	Notice bool
+	// Thread is rendered as <thread> (a mail conversation), when set.
+	Thread string
+	// Nick is the sender's display name, rendered as a XEP-0172 <nick>.
+	Nick string
 }
 
 // Occupant is one participant of a room as XEP-0045 sees it.
