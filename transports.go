@@ -2,6 +2,7 @@ package main
 
 import (
 	"switchboard/bridge"
+	"switchboard/transports/email"
 	"switchboard/transports/irc"
 )
 
@@ -10,4 +11,5 @@ import (
 // bridge.Plugin, and a line here.
 var plugins = []bridge.Plugin{
 	irc.Plugin,
+	email.Plugin,
 }
