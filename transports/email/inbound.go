@@ -553,9 +553,14 @@ func (t *Transport) dsnEvent(ctx context.Context, acct *store.Account, to jid.JI
 	if err != nil {
 		return nil, false
 	}
-	peer, stanzaID, ok := strings.Cut(mid.StanzaID, " ")
-	if !ok {
+	// "peer sender-full-jid stanza-id" (the id may hold spaces).
+	f := strings.SplitN(mid.StanzaID, " ", 3)
+	if len(f) < 3 {
 		return nil, false
+	}
+	peer, stanzaID := f[0], f[2]
+	if full, err := jid.Parse(f[1]); err == nil && full.Bare().Equal(to.Bare()) {
+		to = full
 	}
 	addr, err := t.codec.Mailbox(peer)
 	if err != nil {

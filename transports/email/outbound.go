@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+	"mellium.im/xmpp/jid"
 
 	"switchboard/bridge"
 	"switchboard/mapping"
@@ -37,6 +38,9 @@ type outItem struct {
 	Raw       []byte   `json:"raw"`
 	MessageID string   `json:"message_id"`
 	Receipt   bool     `json:"receipt,omitempty"`
+	// Sender is the full JID that sent the message: an error must go to
+	// it (a server drops an error message sent to a bare JID).
+	Sender string `json:"sender,omitempty"`
 }
 
 // session is one user's state; everything happens in the queue workers,
@@ -234,7 +238,7 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	if int64(len(raw)) > t.cfg.MaxMessageBytes {
 		return bridge.Errorf(bridge.PolicyViolation, "The mail would be %d bytes; max_message_bytes is %d.", len(raw), t.cfg.MaxMessageBytes)
 	}
-	payload, err := json.Marshal(outItem{BYO: isBYO(acct), From: own, To: []string{rcpt.Addr}, Raw: raw, MessageID: msgID, Receipt: m.ReceiptRequested})
+	payload, err := json.Marshal(outItem{BYO: isBYO(acct), From: own, To: []string{rcpt.Addr}, Raw: raw, MessageID: msgID, Receipt: m.ReceiptRequested, Sender: m.From.String()})
 	if err != nil {
 		return fmt.Errorf("encoding the mail: %w", err)
 	}
@@ -248,7 +252,7 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 		}
 		for _, p := range []store.MessageID{
 			{User: user, Transport: "email", Peer: peer, StanzaID: id, RemoteID: msgID},
-			{User: user, Transport: "email", Peer: "", StanzaID: peer + " " + id, RemoteID: msgID},
+			{User: user, Transport: "email", Peer: "", StanzaID: peer + " " + m.From.String() + " " + id, RemoteID: msgID},
 		} {
 			if err := t.st.PutMessageID(ctx, p); err != nil {
 				t.log.Warn("saving a Message-ID failed", "err", err)
@@ -337,6 +341,11 @@ func (t *Transport) sendItem(ctx context.Context, it store.QueueItem) {
 	if err != nil {
 		_ = t.st.Dequeue(ctx, it.ID, it.Lease)
 		return
+	}
+	if p.Sender != "" {
+		if full, err := jid.Parse(p.Sender); err == nil && full.Bare().Equal(to) {
+			to = full
+		}
 	}
 	peer, err := t.codec.Mailbox(it.Peer)
 	if err != nil {

@@ -1,0 +1,131 @@
+package tests
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/tests/testbed"
+)
+
+// TestEmailKillInbound: 40 mails go through Postfix to alice; the gateway
+// is killed with -9 while it delivers them and started again. Every mail
+// reaches alice; a mail seen twice (the crash window between the XMPP
+// server taking it and the store forgetting it) carries the same id both
+// times, so clients drop the copy; none is lost.
+func TestEmailKillInbound(t *testing.T) {
+	s := newEmailStack(t, emailStackOptions{})
+	alice := s.user("alice")
+	if r := registerMail(t, alice, nil); r.Type != "result" {
+		t.Fatalf("registration: %s", r.XML)
+	}
+	const n = 40
+	carol := "carol@" + outsideDom
+	go func() {
+		for i := 0; i < n; i++ {
+			raw := mail(carol, "alice@"+mailDomain, fmt.Sprintf("kill %d", i), fmt.Sprintf("k%d@example.test", i), fmt.Sprintf("inbound number %d", i))
+			if err := sendMail(s.postfix.Addr(), "", carol, []string{"alice@" + mailDomain}, raw); err != nil {
+				t.Errorf("sending %d: %v", i, err)
+			}
+		}
+	}()
+	ids := map[string]string{} // body → id
+	dups := 0
+	take := func(timeout time.Duration) bool {
+		st, err := alice.Take(bodyContains("inbound number "), timeout)
+		if err != nil {
+			return false
+		}
+		b := st.Body()
+		if prev, ok := ids[b]; ok {
+			dups++
+			if prev != st.ID {
+				t.Errorf("%q delivered twice with different ids %q and %q", b, prev, st.ID)
+			}
+		}
+		ids[b] = st.ID
+		return true
+	}
+	for len(ids) < 5 {
+		if !take(30 * time.Second) {
+			t.Fatalf("only %d mails before the kill", len(ids))
+		}
+	}
+	s.gw.Kill()
+	t.Logf("gateway killed after %d mails", len(ids))
+	time.Sleep(time.Second)
+	s.gw.Start()
+	deadline := time.Now().Add(90 * time.Second)
+	for len(ids) < n && time.Now().Before(deadline) {
+		take(time.Until(deadline))
+	}
+	for len(ids) < n {
+		t.Fatalf("%d of %d mails reached alice after the restart\n%s", len(ids), n, s.gw.LogTail())
+	}
+	for take(2 * time.Second) {
+	}
+	t.Logf("%d mails delivered, %d delivered again with the same id", len(ids), dups)
+}
+
+// TestEmailKillOutbound: alice sends 30 messages to carol; the gateway is
+// killed with -9 while it sends them and started again. Each message ends
+// in carol's mailbox or comes back to alice as an error, never silently
+// lost; a message sent twice (the window between the smarthost's 250 and
+// the queue's update) carries the same Message-ID.
+func TestEmailKillOutbound(t *testing.T) {
+	s := newEmailStack(t, emailStackOptions{})
+	alice := s.user("alice")
+	if r := registerMail(t, alice, nil); r.Type != "result" {
+		t.Fatalf("registration: %s", r.XML)
+	}
+	const n = 30
+	carol := "carol@" + outsideDom
+	for i := 0; i < n; i++ {
+		alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='o%d'><body>outbound number %d.</body></message>`, mailJID(carol), i, i))
+	}
+	s.waitMailbox(carol, "", 3, nil, 30*time.Second)
+	s.gw.Kill()
+	time.Sleep(time.Second)
+	s.gw.Start()
+	errs := map[string]bool{}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		for {
+			st, err := alice.Take(func(st testbed.Stanza) bool { return st.Type == "error" }, 10*time.Millisecond)
+			if err != nil {
+				break
+			}
+			errs[st.ID] = true
+			t.Logf("error for %s: %s", st.ID, st.ErrorText())
+		}
+		got := map[string]string{} // body → Message-ID
+		dups := 0
+		for _, m := range s.dovecot.Messages(carol, "") {
+			i := strings.Index(m, "outbound number ")
+			if i < 0 {
+				continue
+			}
+			body := m[i : i+strings.IndexByte(m[i:], '.')]
+			mid := header(m, "Message-ID")
+			if prev, ok := got[body]; ok {
+				dups++
+				if prev != mid {
+					t.Fatalf("%q sent twice with different Message-IDs %s and %s", body, prev, mid)
+				}
+			}
+			got[body] = mid
+		}
+		if len(got)+len(errs) >= n {
+			t.Logf("%d delivered (%d twice with the same Message-ID), %d refused with an error", len(got), dups, len(errs))
+			if len(got) < n-5 {
+				t.Errorf("only %d of %d delivered", len(got), n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d delivered, %d errors: %d of %d messages unaccounted for\n%s", len(got), len(errs), n-len(got)-len(errs), n, s.gw.LogTail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
