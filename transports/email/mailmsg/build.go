@@ -3,8 +3,8 @@ package mailmsg
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/base32"
+	"encoding/base64"
 	"fmt"
 	"mime"
 	netmail "net/mail"
