@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
@@ -70,14 +71,41 @@ func parse(r io.Reader, opt ParseOptions) (*Message, error) {
 	if b.isHTML {
 		p.msg.HTMLOnly = true
 	}
-	p.msg.Text, p.msg.Quoted = foldQuotes(text, opt.FoldQuotes)
-	if strings.TrimSpace(p.msg.Text) == "" && strings.TrimSpace(p.msg.Quoted) == "" &&
-		len(p.msg.Attachments) == 0 && p.msg.DSN == nil && p.msg.Subject == "" {
-		if len(p.msg.Problems) > 0 {
-			return p.msg, fmt.Errorf("mailmsg: %w: %s", ErrUnreadable, strings.Join(p.msg.Problems, "; "))
-		}
+	p.msg.Text, p.msg.Quoted = foldQuotes(cleanText(text), opt.FoldQuotes)
+	if !readable(p.msg.Text) && !readable(p.msg.Quoted) && !readable(p.msg.Subject) &&
+		len(p.msg.Attachments) == 0 && p.msg.DSN == nil {
+		return p.msg, p.unreadable()
 	}
 	return p.msg, nil
+}
+
+func (p *parser) unreadable() error {
+	if len(p.msg.Problems) == 0 {
+		return fmt.Errorf("mailmsg: %w: the message has no text, subject or attachment", ErrUnreadable)
+	}
+	return fmt.Errorf("mailmsg: %w: %s", ErrUnreadable, strings.Join(p.msg.Problems, "; "))
+}
+
+// readable reports whether s has a letter, digit, symbol or punctuation.
+func readable(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsGraphic(r) && !unicode.IsSpace(r) && r != utf8.RuneError
+	}) >= 0
+}
+
+// cleanText drops the control characters XML cannot carry (all of C0 but
+// tab and line feed, and DEL) and invalid UTF-8.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.IndexFunc(s, func(r rune) bool { return (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f }) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // rescue handles a message whose header block cannot be read.
@@ -105,9 +133,9 @@ func (p *parser) rescue(raw []byte, herr error) (*Message, error) {
 	if int64(len(text)) > p.opt.MaxPartBytes {
 		text = truncateUTF8(text, int(p.opt.MaxPartBytes))
 	}
-	p.msg.Text, p.msg.Quoted = foldQuotes(normalizeNewlines(text), p.opt.FoldQuotes)
-	if strings.TrimSpace(p.msg.Text) == "" && strings.TrimSpace(p.msg.Quoted) == "" && p.msg.Subject == "" {
-		return p.msg, fmt.Errorf("mailmsg: %w: %v", ErrUnreadable, herr)
+	p.msg.Text, p.msg.Quoted = foldQuotes(cleanText(normalizeNewlines(text)), p.opt.FoldQuotes)
+	if !readable(p.msg.Text) && !readable(p.msg.Quoted) && !readable(p.msg.Subject) {
+		return p.msg, p.unreadable()
 	}
 	return p.msg, nil
 }
@@ -416,19 +444,27 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 }
 
 func (p *parser) multipart(e *message.Entity, t string, depth int) body {
-	mr := e.MultipartReader()
-	if mr == nil {
-		// A multipart without a usable boundary: read it as text.
-		p.problem("%s without a boundary", t)
-		return body{text: p.readText(e, "text/plain")}
+	// Keep the bytes: a multipart whose boundary never shows is read as
+	// text instead.
+	data, err := io.ReadAll(e.Body)
+	if err != nil {
+		p.problem("%s: %v", t, err)
 	}
+	e.Body = bytes.NewReader(data)
+	mr := e.MultipartReader()
 	var kids []body
+	if mr == nil {
+		return p.multipartAsText(t, data)
+	}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
 			break
 		}
 		if part == nil {
+			if len(kids) == 0 {
+				return p.multipartAsText(t, data)
+			}
 			if err != nil {
 				p.problem("%s: %v", t, err)
 			}
@@ -502,6 +538,16 @@ func (p *parser) multipart(e *message.Entity, t string, depth int) body {
 	}
 	out.isHTML = any && html
 	return out
+}
+
+// multipartAsText reads the body of a multipart that has no parts (no
+// boundary, or one that never appears) as plain text.
+func (p *parser) multipartAsText(t string, data []byte) body {
+	p.problem("%s has no readable parts; its body is shown as text", t)
+	if int64(len(data)) > p.opt.MaxPartBytes {
+		data = data[:p.opt.MaxPartBytes]
+	}
+	return body{text: normalizeNewlines(decodeUnlabelled(data))}
 }
 
 // readText reads a text part, capped, as UTF-8 with "\n" line ends.
