@@ -82,7 +82,7 @@ func TestReplySubject(t *testing.T) {
 		"Re:":                "",
 		"Fwd: Hello":         "Re: Fwd: Hello",
 		"Regarding: the bug": "Re: Regarding: the bug",
-		"Re：日本語":            "Re: 日本語",
+		"Re：日本語":             "Re: 日本語",
 		"Ticket: 42":         "Re: Ticket: 42",
 	} {
 		if got := ReplySubject(in); got != want {
