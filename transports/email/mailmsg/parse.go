@@ -228,7 +228,7 @@ func addressList(p *parser, h mail.Header, key string) []Address {
 	if err == nil {
 		out := make([]Address, 0, len(list))
 		for _, a := range list {
-			out = append(out, Address{Name: stripControls(a.Name), Addr: a.Address})
+			out = append(out, Address{Name: strings.ToValidUTF8(stripControls(a.Name), "\uFFFD"), Addr: strings.ToValidUTF8(a.Address, "\uFFFD")})
 		}
 		return out
 	}
