@@ -262,3 +262,21 @@ func TestDSNVariants(t *testing.T) {
 		t.Errorf("DSN %+v, err %v", m.DSN, err)
 	}
 }
+
+func TestFlowedAndFilenames(t *testing.T) {
+	raw := "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8; format=flowed; delsp=no\r\n\r\n" +
+		"This is a long paragraph that Thunderbird \r\nwrapped at seventy-two \r\ncolumns.\r\n \r\n From the stuffed line.\r\n" +
+		"\r\nOn Mon, Bob wrote:\r\n> quoted and \r\n> flowed\r\n-- \r\nsig\r\n" +
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"../../etc/passwd\"\r\n\r\nx\r\n" +
+		"--b\r\nContent-Type: application/octet-stream; name=\"C:\\\\Users\\\\x\\\\report.doc\"\r\n\r\ny\r\n--b--\r\n"
+	m, err := Parse(strings.NewReader(raw), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "Text", m.Text, "This is a long paragraph that Thunderbird wrapped at seventy-two columns.\n\nFrom the stuffed line.\n\nOn Mon, Bob wrote:\n> quoted and flowed\n\n-- \nsig")
+	eq(t, "names", []string{m.Attachments[0].Filename, m.Attachments[1].Filename}, []string{"passwd", "report.doc"})
+
+	if got := unflow("a \nb", true); got != "ab" {
+		t.Errorf("delsp=yes: %q", got)
+	}
+}

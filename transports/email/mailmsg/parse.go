@@ -420,7 +420,7 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 	if filename == "" {
 		filename = params["name"]
 	}
-	filename = headerText(filename)
+	filename = safeFilename(headerText(filename))
 	switch {
 	case strings.HasPrefix(t, "multipart/"):
 		return p.multipart(e, t, depth)
@@ -432,6 +432,9 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 		s := p.readText(e, t)
 		if t == "text/html" {
 			return body{text: htmlToText(s), isHTML: true}
+		}
+		if strings.EqualFold(params["format"], "flowed") {
+			s = unflow(s, strings.EqualFold(params["delsp"], "yes"))
 		}
 		return body{text: s}
 	case t == "application/pgp-signature" || t == "application/pkcs7-signature" || t == "application/x-pkcs7-signature":
@@ -768,4 +771,62 @@ func dedupeLinks(s string) string {
 		b.WriteString(s[:i+2])
 		s = s[i+2:]
 	}
+}
+
+// safeFilename keeps the last path element of a file name (no "../", no
+// directory) and drops what a file name should not carry.
+func safeFilename(s string) string {
+	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.TrimSpace(s)
+	if s == "." || s == ".." {
+		return ""
+	}
+	return s
+}
+
+// unflow undoes RFC 3676 format=flowed: a line ending in a space is joined
+// to the next one of the same quote depth (the space removed too with
+// delsp=yes), space-stuffing is removed, the "-- " separator is left alone.
+func unflow(s string, delsp bool) string {
+	lines := strings.Split(s, "\n")
+	var out []string
+	cur, curDepth, open := "", 0, false
+	for _, l := range lines {
+		depth := 0
+		for depth < len(l) && l[depth] == '>' {
+			depth++
+		}
+		content := l[depth:]
+		content = strings.TrimPrefix(content, " ") // space-stuffing
+		flowed := strings.HasSuffix(content, " ") && content != "-- "
+		if flowed && delsp {
+			content = content[:len(content)-1]
+		}
+		if open && depth == curDepth {
+			cur += content
+		} else {
+			if open {
+				out = append(out, requote(cur, curDepth))
+			}
+			cur, curDepth = content, depth
+		}
+		open = flowed
+		if !flowed {
+			out = append(out, requote(cur, curDepth))
+			cur = ""
+		}
+	}
+	if open {
+		out = append(out, requote(cur, curDepth))
+	}
+	return strings.Join(out, "\n")
+}
+
+func requote(s string, depth int) string {
+	if depth == 0 {
+		return s
+	}
+	return strings.Repeat(">", depth) + " " + s
 }
