@@ -7,12 +7,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"mellium.im/xmpp/jid"
 
+	"switchboard/attachments"
 	"switchboard/bridge"
 )
 
@@ -24,6 +26,7 @@ type Config struct {
 	Store  StoreConfig
 	HTTP   HTTPConfig
 	Access AccessConfig
+	Files  AttachmentsConfig
 	// Transports are the transport sections present, in the order of the
 	// plugins list.
 	Transports []TransportSection
@@ -82,6 +85,21 @@ type HTTPConfig struct {
 	PProf bool `toml:"pprof"`
 }
 
+// AttachmentsConfig is the [attachments] section: the file service that
+// serves mail parts and MMS media under /files/ on the HTTP listener.
+type AttachmentsConfig struct {
+	// Dir keeps the files (created 0700); default "attachments" beside
+	// the SQLite database, or in the working directory.
+	Dir string `toml:"dir"`
+	// TTL is how long a file's URL works; default 720h (30 days).
+	TTL duration `toml:"ttl"`
+	// AllowPrivateFetch lets the gateway download attachment URLs on
+	// loopback and private networks (an XMPP server's upload service on
+	// the LAN); off by default, so that a message cannot make the gateway
+	// probe the internal network.
+	AllowPrivateFetch bool `toml:"allow_private_fetch"`
+}
+
 // AccessConfig is the [access] section.
 type AccessConfig struct {
 	// Allow lists bare JIDs ("alice@example.org") and domains
@@ -120,7 +138,7 @@ func envSecret(transport string) string {
 }
 
 // coreSections are the sections that are not transports.
-var coreSections = []string{"log", "xmpp", "store", "http", "access"}
+var coreSections = []string{"log", "xmpp", "store", "http", "access", "attachments"}
 
 // loadConfig reads, defaults and validates a config file. It returns every
 // problem found, each naming its key, joined into one error.
@@ -156,6 +174,7 @@ func loadConfigWith(path string, kinds []bridge.Plugin) (*Config, error) {
 	decode("store", &c.Store)
 	decode("http", &c.HTTP)
 	decode("access", &c.Access)
+	decode("attachments", &c.Files)
 	known := map[string]bool{}
 	for _, n := range coreSections {
 		known[n] = true
@@ -233,6 +252,15 @@ func (c *Config) setDefaults() {
 	if c.Store.KeyFile == "" {
 		c.Store.KeyFile = "switchboard.key"
 	}
+	if c.Files.Dir == "" {
+		c.Files.Dir = "attachments"
+		if c.Store.Driver == "sqlite" && !strings.HasPrefix(c.Store.DSN, "file:") && c.Store.DSN != ":memory:" {
+			c.Files.Dir = filepath.Join(filepath.Dir(c.Store.DSN), "attachments")
+		}
+	}
+	if c.Files.TTL.Duration == 0 {
+		c.Files.TTL.Duration = attachments.DefaultTTL
+	}
 	for _, t := range c.Transports {
 		t.Config.SetDefaults()
 	}
@@ -282,6 +310,9 @@ func (c *Config) validate() []error {
 		case c.HTTP.Listen == "":
 			bad("http.public_url", "is set but http.listen is empty: nothing would answer at it")
 		}
+	}
+	if c.Files.TTL.Duration < time.Minute {
+		bad("attachments.ttl", "%s is too short (at least 1m; default 720h)", c.Files.TTL.Duration)
 	}
 	for i, a := range c.Access.Allow {
 		if _, err := parseAccessEntry(a); err != nil {

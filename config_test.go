@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/bridge"
 	"switchboard/transports/irc"
 )
 
@@ -134,5 +136,87 @@ func TestAccessPolicy(t *testing.T) {
 		if got := p.IsAdmin(j); got != c.admin {
 			t.Errorf("IsAdmin(%s) = %v", c.jid, got)
 		}
+	}
+}
+
+// fakeConfig is a transport section with one key of its own, for the
+// tests of the generic config loop.
+type fakeConfig struct {
+	bridge.ComponentConfig
+	Token string `toml:"token"`
+}
+
+func (c *fakeConfig) SetDefaults() {}
+func (c *fakeConfig) Validate() []error {
+	if c.Token == "" {
+		return []error{errors.New("token: is missing")}
+	}
+	return nil
+}
+
+var fakePlugin = bridge.Plugin{Name: "fake", NewConfig: func() bridge.TransportConfig { return new(fakeConfig) }}
+
+func TestTransportSectionsAreGeneric(t *testing.T) {
+	kinds := []bridge.Plugin{irc.Plugin, fakePlugin}
+	c, err := loadConfigWith(writeConfig(t, `
+[access]
+allow = ["localhost"]
+[http]
+listen = "127.0.0.1:8480"
+public_url = "https://gw.example.org/"
+[fake]
+domain = "fake.localhost"
+secret = "s"
+token = "t"
+`), kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Transports) != 1 || c.Transport("fake").(*fakeConfig).Token != "t" || c.Transport("irc") != nil {
+		t.Fatalf("sections %+v", c.Transports)
+	}
+	if c.publicURL() != "https://gw.example.org" {
+		t.Fatalf("public url %q", c.publicURL())
+	}
+	t.Setenv(envSecret("fake"), "from-env")
+	c, err = loadConfigWith(writeConfig(t, `
+[access]
+allow = ["localhost"]
+[fake]
+domain = "fake.localhost"
+token = "t"
+`), kinds)
+	if err != nil || c.Transport("fake").Component().Secret != "from-env" {
+		t.Fatalf("secret from SWITCHBOARD_FAKE_SECRET: %v", err)
+	}
+	t.Setenv(envSecret("fake"), "")
+
+	// Every problem of every section, with its key.
+	_, err = loadConfigWith(writeConfig(t, `
+[access]
+allow = ["localhost"]
+[http]
+public_url = "ftp://x"
+[fake]
+domain = "irc.localhost"
+typo = 1
+[irc]
+domain = "irc.localhost"
+secret = "s"
+open = true
+[smtp]
+x = 1
+`), kinds)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"fake.token: is missing", "fake.typo: unknown key", "fake.secret: is missing", "fake.domain:", "the domain of [irc] too", "http.public_url:", "smtp: unknown section"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no %q in:\n%v", want, err)
+		}
+	}
+	_, err = loadConfigWith(writeConfig(t, "[access]\nallow = [\"localhost\"]\n"), kinds)
+	if err == nil || !strings.Contains(err.Error(), "no transport is enabled") {
+		t.Fatalf("no transport: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"switchboard/attachments"
 	"switchboard/bridge"
 	"switchboard/component"
 	"switchboard/store"
@@ -90,10 +91,20 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 	metrics := bridge.NewMetrics(nil)
 	gw := bridge.New(st, newAccessPolicy(cfg.Access), log, metrics)
-	env := bridge.Env{Gateway: gw, Store: st, Metrics: metrics, Log: log, PublicURL: cfg.publicURL()}
+	files, err := attachments.New(cfg.Files.Dir, cfg.publicURL(), cfg.Files.TTL.Duration, log.With("part", "attachments"))
+	if err != nil {
+		return fmt.Errorf("attachments.dir: %w", err)
+	}
+	env := bridge.Env{
+		Gateway: gw, Store: st, Metrics: metrics, Log: log, PublicURL: cfg.publicURL(),
+		Attachments: files, AllowPrivateFetch: cfg.Files.AllowPrivateFetch,
+	}
 
 	var links []*component.Link
 	routes := map[string]http.Handler{}
+	if prefix, h := files.HTTPHandler(); h != nil {
+		routes[prefix] = h
+	}
 	for _, sec := range cfg.Transports {
 		name, cc := sec.Plugin.Name, sec.Config.Component()
 		t, err := sec.Plugin.New(sec.Config, env)
@@ -159,6 +170,11 @@ func run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	go func() {
 		defer wg.Done()
 		trimAfterBursts(linkCtx, log)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = files.Run(linkCtx)
 	}()
 
 	gwErr := gw.Run(ctx)

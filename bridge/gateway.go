@@ -32,7 +32,7 @@ type transportEntry struct {
 // goroutines: it starts one when a user first needs it and stops it when
 // its session goes idle or the gateway shuts down.
 type Gateway struct {
-	store   store.Store
+	store   store.Accounts
 	auth    Authorizer
 	log     *slog.Logger
 	metrics *Metrics
@@ -50,7 +50,7 @@ type Gateway struct {
 }
 
 // New returns a Gateway. metrics may be nil (a private registry is used).
-func New(st store.Store, auth Authorizer, log *slog.Logger, metrics *Metrics) *Gateway {
+func New(st store.Accounts, auth Authorizer, log *slog.Logger, metrics *Metrics) *Gateway {
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
@@ -91,9 +91,6 @@ func (g *Gateway) Transports() []Transport {
 	}
 	return out
 }
-
-// Store is the gateway's store.
-func (g *Gateway) Store() store.Store { return g.store }
 
 // Metrics are the gateway's Prometheus collectors.
 func (g *Gateway) Metrics() *Metrics { return g.metrics }

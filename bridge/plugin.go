@@ -10,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"switchboard/attachments"
 	"switchboard/store"
 )
 
@@ -75,6 +76,11 @@ type Env struct {
 	// the outside world reaches the HTTP listener at (webhook signatures,
 	// attachment links). Empty when not configured.
 	PublicURL string
+	// Attachments stores files (mail parts, MMS media) and serves them
+	// under PublicURL/files/; AllowPrivateFetch says whether
+	// attachments.Fetch may reach loopback and private addresses.
+	Attachments       *attachments.Service
+	AllowPrivateFetch bool
 }
 
 // HTTPService is implemented by a transport that serves HTTP on the

@@ -214,6 +214,3 @@ type Authorizer interface {
 	Allowed(user jid.JID) bool
 	IsAdmin(user jid.JID) bool
 }
-
-// Store is re-exported so transports need not import store for the type.
-type Store = store.Store

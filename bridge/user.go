@@ -95,9 +95,6 @@ func (u *User) Context() context.Context { return u.ctx }
 // Log is the user's logger (carries user and transport attributes).
 func (u *User) Log() *slog.Logger { return u.log }
 
-// Store is the gateway's store.
-func (u *User) Store() store.Store { return u.gw.store }
-
 // Gateway is the gateway the user belongs to.
 func (u *User) Gateway() *Gateway { return u.gw }
 

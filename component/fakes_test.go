@@ -28,7 +28,7 @@ const testDomain = "irc.localhost"
 
 // ---------------------------------------------------------------- store
 
-// memStore is a minimal in-memory store.Store: accounts only.
+// memStore is an in-memory store.Accounts, all the bridge needs.
 type memStore struct {
 	mu       sync.Mutex
 	accounts map[string]store.Account
@@ -75,30 +75,6 @@ func (m *memStore) ListAccounts(_ context.Context, transport string) ([]store.Ac
 	sort.Slice(out, func(i, j int) bool { return out[i].User < out[j].User })
 	return out, nil
 }
-
-func (m *memStore) PutMessageID(context.Context, store.MessageID) error { return nil }
-func (m *memStore) FindByStanzaID(context.Context, string, string, string, string) (*store.MessageID, error) {
-	return nil, store.ErrNotFound
-}
-func (m *memStore) FindByRemoteID(context.Context, string, string, string, string) (*store.MessageID, error) {
-	return nil, store.ErrNotFound
-}
-func (m *memStore) AppendArchive(context.Context, []store.ArchiveEntry) error { return nil }
-func (m *memStore) QueryArchive(context.Context, store.ArchiveQuery) (*store.ArchivePage, error) {
-	return &store.ArchivePage{Complete: true}, nil
-}
-func (m *memStore) PruneArchive(context.Context, string, time.Time) (int64, error) { return 0, nil }
-func (m *memStore) Enqueue(context.Context, *store.QueueItem) error                { return nil }
-func (m *memStore) Claim(context.Context, string, time.Time, time.Duration, int) ([]store.QueueItem, error) {
-	return nil, nil
-}
-func (m *memStore) Reschedule(context.Context, int64, time.Time, time.Time, string) error { return nil }
-func (m *memStore) Dequeue(context.Context, int64, time.Time) error                       { return nil }
-func (m *memStore) GetState(context.Context, string, string, string) ([]byte, error) {
-	return nil, store.ErrNotFound
-}
-func (m *memStore) PutState(context.Context, string, string, string, []byte) error { return nil }
-func (m *memStore) Close() error                                                   { return nil }
 
 // ---------------------------------------------------------------- auth
 

@@ -134,9 +134,23 @@ type QueueItem struct {
 	Lease time.Time
 }
 
-// Store is everything the gateway persists. Implementations are safe for
-// concurrent use.
+// Store is everything the gateway persists: the union of the role
+// interfaces below, which is what Open returns. Code takes the smallest
+// role it needs (the bridge takes Accounts, the IRC archive writer
+// Archive, an id map MessageIDs), so that a test double implements only
+// that. Implementations are safe for concurrent use.
 type Store interface {
+	Accounts
+	MessageIDs
+	Archive
+	Queue
+	State
+	// Close closes the database.
+	Close() error
+}
+
+// Accounts are the users' registrations, their secrets sealed at rest.
+type Accounts interface {
 	// GetAccount returns the account with its secrets decrypted, or an
 	// error wrapping ErrNotFound.
 	GetAccount(ctx context.Context, user, transport string) (*Account, error)
@@ -150,7 +164,10 @@ type Store interface {
 	// ListAccounts returns the accounts of transport ("" for every
 	// transport) ordered by user.
 	ListAccounts(ctx context.Context, transport string) ([]Account, error)
+}
 
+// MessageIDs pair XMPP stanza ids with remote message ids.
+type MessageIDs interface {
 	// PutMessageID records a stanza-id ↔ remote-id pair (CreatedAt now
 	// when zero). One id may pair with several (a message split in
 	// several IRC lines); putting the same pair again refreshes it.
@@ -161,7 +178,10 @@ type Store interface {
 	// FindByRemoteID returns the newest pair with that remote id, or an
 	// error wrapping ErrNotFound.
 	FindByRemoteID(ctx context.Context, user, transport, peer, remoteID string) (*MessageID, error)
+}
 
+// Archive is the message archive of rooms and conversations (XEP-0313).
+type Archive interface {
 	// AppendArchive writes many entries in one transaction (group
 	// commit); it sets ID when empty (NewArchiveID), Seq (from the ID),
 	// and Time when zero (now). An ID that is not an archive id fails the
@@ -174,7 +194,10 @@ type Store interface {
 	// the message-id pairs of transport created before it; it returns how
 	// many archive entries went.
 	PruneArchive(ctx context.Context, transport string, before time.Time) (int64, error)
+}
 
+// Queue is the durable queue of outbound (and accepted inbound) items.
+type Queue interface {
 	// Enqueue stores a durable outbound item and sets it.ID,
 	// it.CreatedAt, and it.NextTry when zero (due now).
 	Enqueue(ctx context.Context, it *QueueItem) error
@@ -218,15 +241,16 @@ type Store interface {
 	// the same way). A zero lease removes the item whoever holds it
 	// (admin tools and tests only).
 	Dequeue(ctx context.Context, id int64, lease time.Time) error
+}
 
+// State is small per-user state (IMAP UIDs, webhook ids seen, bouncer
+// rooms).
+type State interface {
 	// GetState returns small per-user state (IMAP UIDVALIDITY/UID,
 	// webhook SIDs seen...), or an error wrapping ErrNotFound.
 	GetState(ctx context.Context, user, transport, key string) ([]byte, error)
 	// PutState sets a state value (nil stores an empty value).
 	PutState(ctx context.Context, user, transport, key string, value []byte) error
-
-	// Close closes the database.
-	Close() error
 }
 
 // Open opens (creating and migrating as needed) the store. driver is

@@ -32,7 +32,7 @@ const (
 
 // archiver is the transport's archive writer.
 type archiver struct {
-	st      store.Store
+	st      store.Archive
 	log     *slog.Logger
 	in      chan store.ArchiveEntry
 	dropped atomic.Int64
@@ -51,7 +51,7 @@ type archiver struct {
 	flushed chan struct{}
 }
 
-func newArchiver(st store.Store, log *slog.Logger) *archiver {
+func newArchiver(st store.Archive, log *slog.Logger) *archiver {
 	return &archiver{st: st, log: log, in: make(chan store.ArchiveEntry, archiveQueue),
 		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), syncs: make(chan chan struct{}), stopped: make(chan struct{})}
 }

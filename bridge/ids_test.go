@@ -1,4 +1,4 @@
-package mapping
+package bridge
 
 import (
 	"context"
@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"switchboard/mapping"
 	"switchboard/store"
 )
 
 // fakeStore keeps message ids in memory; every other method fails.
 type fakeStore struct {
-	store.Store // nil: calling anything not below panics, which a test would show
-	mu          sync.Mutex
-	rows        []store.MessageID
-	failPut     error
+	mu      sync.Mutex
+	rows    []store.MessageID
+	failPut error
 }
 
 func (f *fakeStore) PutMessageID(_ context.Context, m store.MessageID) error {
@@ -52,36 +52,6 @@ func (f *fakeStore) FindByRemoteID(_ context.Context, user, transport, peer, rem
 	})
 }
 
-func TestPeerKey(t *testing.T) {
-	for _, tc := range []struct {
-		a          Address
-		plain      string
-		rfc1459    string
-		ircFolding bool
-	}{
-		{Address{Kind: KindRoom, Network: "libera", Name: "#Chan[1]"}, "#chan[1]%libera", "#chan{1}%libera", true},
-		{Address{Kind: KindOccupant, Network: "OFTC", Name: "#chan", Resource: "Nick"}, "#chan%oftc", "#chan%oftc", true},
-		{Address{Kind: KindContact, Network: "libera", Name: "Nick~"}, "nick~%libera", "nick^%libera", true},
-		{Address{Kind: KindServer, Network: "Libera"}, "libera", "libera", true},
-		{Address{Kind: KindContact, Name: "alice@example.com"}, "alice@example.com", "alice@example.com", false},
-		{Address{Kind: KindContact, Name: "+12025550123"}, "+12025550123", "+12025550123", false},
-		{Address{Kind: KindGateway, Domain: "irc.example.org"}, "", "", false},
-	} {
-		if got := PeerKey(tc.a); got != tc.plain {
-			t.Errorf("PeerKey(%+v) = %q, want %q", tc.a, got, tc.plain)
-		}
-		if got := PeerKeyFolded(tc.a, RFC1459); got != tc.rfc1459 {
-			t.Errorf("PeerKeyFolded(%+v) = %q, want %q", tc.a, got, tc.rfc1459)
-		}
-	}
-	// The codec's Key and PeerKeyFolded agree on bare addresses.
-	c := newIRC(t, false)
-	a := Address{Kind: KindRoom, Network: "libera", Name: "#A[b]"}
-	if c.Key(a, RFC1459) != PeerKeyFolded(a, RFC1459) {
-		t.Errorf("Key %q != PeerKeyFolded %q", c.Key(a, RFC1459), PeerKeyFolded(a, RFC1459))
-	}
-}
-
 func TestIDMap(t *testing.T) {
 	ctx := context.Background()
 	st := &fakeStore{}
@@ -89,7 +59,7 @@ func TestIDMap(t *testing.T) {
 	fixed := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	m.now = func() time.Time { return fixed }
 
-	room := Address{Kind: KindRoom, Domain: ircDomain, Network: "libera", Name: "#chan"}
+	room := mapping.Address{Kind: mapping.KindRoom, Domain: "irc.example.org", Network: "libera", Name: "#chan"}
 	occ := room.Occupant("Nick")
 	if err := m.Remember(ctx, "alice@example.org", "irc", occ, "stanza-1", "msgid-1"); err != nil {
 		t.Fatal(err)
@@ -110,7 +80,7 @@ func TestIDMap(t *testing.T) {
 		func() (string, error) { return m.StanzaID(ctx, "alice@example.org", "irc", room, "nope") },
 		func() (string, error) { return m.RemoteID(ctx, "bob@example.org", "irc", room, "stanza-1") },
 		func() (string, error) {
-			return m.RemoteID(ctx, "alice@example.org", "irc", Address{Kind: KindRoom, Network: "libera", Name: "#other"}, "stanza-1")
+			return m.RemoteID(ctx, "alice@example.org", "irc", mapping.Address{Kind: mapping.KindRoom, Network: "libera", Name: "#other"}, "stanza-1")
 		},
 	} {
 		if got, err := look(); !errors.Is(err, store.ErrNotFound) || got != "" {
@@ -119,7 +89,7 @@ func TestIDMap(t *testing.T) {
 	}
 
 	// Email and SMS peers.
-	mb := Address{Kind: KindContact, Domain: mailDomain, Name: "alice@example.com"}
+	mb := mapping.Address{Kind: mapping.KindContact, Domain: "mail.example.org", Name: "alice@example.com"}
 	if err := m.Remember(ctx, "bob@example.org", "email", mb, "s2", "<m2@example.com>"); err != nil {
 		t.Fatal(err)
 	}
@@ -157,11 +127,11 @@ func TestIDMapCasemapping(t *testing.T) {
 	ctx := context.Background()
 	st := &fakeStore{}
 	plain := NewIDMap(st)
-	folded := plain.WithCasemapping(func(network string) (Casemapping, bool) {
-		return RFC1459, network == "libera"
+	folded := plain.WithCasemapping(func(network string) (mapping.Casemapping, bool) {
+		return mapping.RFC1459, network == "libera"
 	})
-	a := Address{Kind: KindRoom, Network: "libera", Name: "#a[b]"}
-	b := Address{Kind: KindRoom, Network: "libera", Name: "#a{b}"}
+	a := mapping.Address{Kind: mapping.KindRoom, Network: "libera", Name: "#a[b]"}
+	b := mapping.Address{Kind: mapping.KindRoom, Network: "libera", Name: "#a{b}"}
 	if err := folded.Remember(ctx, "u", "irc", a, "s", "r"); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +141,7 @@ func TestIDMapCasemapping(t *testing.T) {
 	if _, err := plain.RemoteID(ctx, "u", "irc", a, "s"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the plain map found a folded key: %v", err)
 	}
-	if folded.Key(Address{Kind: KindRoom, Network: "oftc", Name: "#A[b]"}) != "#a[b]%oftc" {
+	if folded.Key(mapping.Address{Kind: mapping.KindRoom, Network: "oftc", Name: "#A[b]"}) != "#a[b]%oftc" {
 		t.Error("a network without a casemapping is not lowercased plainly")
 	}
 }
