@@ -15,7 +15,6 @@ import (
 	_ "github.com/emersion/go-message/charset" // ISO-8859-x, Windows-125x, ISO-2022-JP, … for bodies and RFC 2047 words
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
-	"github.com/k3a/html2text"
 	"golang.org/x/text/encoding/charmap"
 )
 
@@ -723,32 +722,8 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
-// htmlToText turns HTML into readable text: links kept as "text <url>"
-// (just "url" when the text is the URL), lists as " - item", at most one
-// blank line in a row.
-func htmlToText(h string) string {
-	s := html2text.HTML2TextWithOptions(h, html2text.WithLinksInnerText(), html2text.WithUnixLineBreaks(), html2text.WithListSupport())
-	s = normalizeNewlines(s)
-	s = dedupeLinks(s)
-	lines := strings.Split(s, "\n")
-	out := lines[:0]
-	blank := 0
-	for _, l := range lines {
-		l = strings.TrimRight(l, " \t\u00a0")
-		if l == "" {
-			blank++
-			if blank > 1 {
-				continue
-			}
-		} else {
-			blank = 0
-		}
-		out = append(out, l)
-	}
-	return strings.Trim(strings.Join(out, "\n"), "\n")
-}
-
-// dedupeLinks turns "https://x <https://x>" into "https://x".
+// dedupeLinks turns "https://x <https://x>" into "https://x" and
+// "a@x <mailto:a@x>" into "a@x".
 func dedupeLinks(s string) string {
 	var b strings.Builder
 	for {
@@ -763,7 +738,7 @@ func dedupeLinks(s string) string {
 			return b.String()
 		}
 		url := s[i+2 : i+j]
-		if url != "" && strings.HasSuffix(s[:i], url) {
+		if url != "" && (strings.HasSuffix(s[:i], url) || strings.HasPrefix(url, "mailto:") && strings.HasSuffix(s[:i], url[7:])) {
 			b.WriteString(s[:i])
 			s = s[i+j+1:]
 			continue
