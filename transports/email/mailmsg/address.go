@@ -53,7 +53,7 @@ func validateAddress(s string) (Address, error) {
 			}
 			return bad("it cannot be read as Name <address> (%v)", strings.TrimPrefix(err.Error(), "mail: "))
 		}
-		a = Address{Name: pa.Name, Addr: pa.Address}
+		a = Address{Name: strings.ToValidUTF8(pa.Name, "\uFFFD"), Addr: pa.Address}
 		if i := strings.IndexFunc(a.Name, isControl); i >= 0 {
 			return bad("its display name contains a control character")
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/base64"
 	"fmt"
 	"mime"
 	netmail "net/mail"
@@ -21,6 +22,9 @@ type HeaderError struct {
 	Field string // the header or Outgoing field
 	Why   string
 }
+
+// maxNameBytes is the longest display name Build writes.
+const maxNameBytes = 200
 
 func (e *HeaderError) Error() string { return fmt.Sprintf("mailmsg: %s: %s", e.Field, e.Why) }
 
@@ -48,14 +52,65 @@ func checkValue(field, v string) error {
 // (UTF-8, Q or B, whichever is shorter per word) when it is not plain
 // ASCII. Other control characters than CR, LF and NUL are encoded too.
 func encodeText(v string) string {
-	q := mime.QEncoding.Encode("utf-8", v)
-	if q == v {
-		return v
+	out := mime.QEncoding.Encode("utf-8", v)
+	if out != v {
+		if b := mime.BEncoding.Encode("utf-8", v); len(b) < len(out) {
+			out = b
+		}
 	}
-	if b := mime.BEncoding.Encode("utf-8", v); len(b) < len(q) {
-		return b
+	for _, f := range strings.Fields(out) {
+		if len(f) > 76 {
+			// A word too long to fold: encode the whole value as words
+			// of at most 75 characters.
+			return forceBWords(v)
+		}
 	}
-	return q
+	return out
+}
+
+// forceBWords encodes v as RFC 2047 B words of at most 45 bytes of text
+// each (60 of base64), cut on rune boundaries.
+func forceBWords(v string) string {
+	var words []string
+	for len(v) > 0 {
+		n := min(45, len(v))
+		for n < len(v) && n > 0 && !utf8.RuneStart(v[n]) {
+			n--
+		}
+		if n == 0 {
+			n = min(45, len(v))
+		}
+		words = append(words, "=?utf-8?b?"+base64.StdEncoding.EncodeToString([]byte(v[:n]))+"?=")
+		v = v[n:]
+	}
+	return strings.Join(words, " ")
+}
+
+// foldField returns "Key: value\r\n", folded at spaces so that lines stay
+// under 78 characters where the words allow (no word is longer than 900
+// bytes here, so no line reaches the 998 limit).
+func foldField(k, v string) string {
+	var b strings.Builder
+	b.WriteString(k)
+	b.WriteString(":")
+	n := len(k) + 1
+	for i, w := range strings.Split(v, " ") {
+		if w == "" && i > 0 {
+			// Keep the spaces of the value (inside a quoted name, say).
+			b.WriteByte(' ')
+			n++
+			continue
+		}
+		if n+1+len(w) > 78 && n > len(k)+1 {
+			b.WriteString("\r\n")
+			n = 0
+		}
+		b.WriteByte(' ')
+		b.WriteString(w)
+		n += 1 + len(w)
+	}
+	b.WriteString("\r\n")
+	return b.String()
 }
 
 // checkMsgID accepts "id@host" or "<id@host>" and returns it without
@@ -96,8 +151,10 @@ func formatAddress(field string, a Address) (string, error) {
 	if v.Name != "" && a.Name == "" {
 		a.Name = v.Name
 	}
-	// net/mail quotes or RFC 2047-encodes the name as needed.
-	return (&netmail.Address{Name: stripControls(a.Name), Address: v.Addr}).String(), nil
+	// A display name is cosmetic: a very long one is cut rather than the
+	// message refused. net/mail quotes or RFC 2047-encodes it as needed.
+	name := truncateUTF8(stripControls(a.Name), maxNameBytes)
+	return (&netmail.Address{Name: name, Address: v.Addr}).String(), nil
 }
 
 func formatAddressList(field string, l []Address) (string, error) {
@@ -178,23 +235,25 @@ func build(o Outgoing) ([]byte, string, error) {
 	}
 
 	// Header fields, in the order they are written.
-	h.Set("Date", date.Format(time.RFC1123Z))
-	h.Set("From", from)
+	var fields [][2]string
+	add := func(k, v string) { fields = append(fields, [2]string{k, v}) }
+	add("Date", date.Format(time.RFC1123Z))
+	add("From", from)
 	if to != "" {
-		h.Set("To", to)
+		add("To", to)
 	}
 	if cc != "" {
-		h.Set("Cc", cc)
+		add("Cc", cc)
 	}
 	if o.Subject != "" {
-		h.Set("Subject", encodeText(o.Subject))
+		add("Subject", encodeText(o.Subject))
 	}
-	h.Set("Message-ID", "<"+id+">")
+	add("Message-ID", "<"+id+">")
 	if inReplyTo != "" {
-		h.Set("In-Reply-To", "<"+inReplyTo+">")
+		add("In-Reply-To", "<"+inReplyTo+">")
 	}
 	if len(refs) > 0 {
-		h.Set("References", "<"+strings.Join(refs, "> <")+">")
+		add("References", "<"+strings.Join(refs, "> <")+">")
 	}
 	keys := make([]string, 0, len(o.Headers))
 	for k := range o.Headers {
@@ -212,15 +271,29 @@ func build(o Outgoing) ([]byte, string, error) {
 		if err := checkValue(k, v); err != nil {
 			return nil, "", err
 		}
-		h.Set(k, encodeText(v))
+		add(k, encodeText(v))
 	}
-	h.Set("MIME-Version", "1.0")
+	add("MIME-Version", "1.0")
+	multipart := len(o.Attachments) > 0
+	if multipart {
+		var b [24]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, "", fmt.Errorf("mailmsg: generating a boundary: %w", err)
+		}
+		add("Content-Type", `multipart/mixed; boundary="=_`+base64.RawURLEncoding.EncodeToString(b[:])+`"`)
+	} else {
+		add("Content-Type", "text/plain; charset=utf-8")
+		add("Content-Transfer-Encoding", "quoted-printable")
+	}
+	// go-message writes the fields of a header last added first.
+	for i := len(fields) - 1; i >= 0; i-- {
+		h.AddRaw([]byte(foldField(fields[i][0], fields[i][1])))
+	}
 
 	text := normalizeBody(o.Text)
 	var buf bytes.Buffer
 	buf.Grow(len(text) + 1024)
-	if len(o.Attachments) == 0 {
-		setTextPart(&h)
+	if !multipart {
 		w, err := message.CreateWriter(&buf, h)
 		if err != nil {
 			return nil, "", fmt.Errorf("mailmsg: writing the header: %w", err)
@@ -234,7 +307,6 @@ func build(o Outgoing) ([]byte, string, error) {
 		return buf.Bytes(), id, nil
 	}
 
-	h.Set("Content-Type", "multipart/mixed")
 	mw, err := message.CreateWriter(&buf, h)
 	if err != nil {
 		return nil, "", fmt.Errorf("mailmsg: writing the header: %w", err)

@@ -8,13 +8,13 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // ISO-8859-x, Windows-125x, ISO-2022-JP, … for bodies and RFC 2047 words
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
-	"github.com/k3a/html2text"
 	"golang.org/x/text/encoding/charmap"
 )
 
@@ -70,14 +70,41 @@ func parse(r io.Reader, opt ParseOptions) (*Message, error) {
 	if b.isHTML {
 		p.msg.HTMLOnly = true
 	}
-	p.msg.Text, p.msg.Quoted = foldQuotes(text, opt.FoldQuotes)
-	if strings.TrimSpace(p.msg.Text) == "" && strings.TrimSpace(p.msg.Quoted) == "" &&
-		len(p.msg.Attachments) == 0 && p.msg.DSN == nil && p.msg.Subject == "" {
-		if len(p.msg.Problems) > 0 {
-			return p.msg, fmt.Errorf("mailmsg: %w: %s", ErrUnreadable, strings.Join(p.msg.Problems, "; "))
-		}
+	p.msg.Text, p.msg.Quoted = foldQuotes(cleanText(text), opt.FoldQuotes)
+	if !readable(p.msg.Text) && !readable(p.msg.Quoted) && !readable(p.msg.Subject) &&
+		len(p.msg.Attachments) == 0 && p.msg.DSN == nil {
+		return p.msg, p.unreadable()
 	}
 	return p.msg, nil
+}
+
+func (p *parser) unreadable() error {
+	if len(p.msg.Problems) == 0 {
+		return fmt.Errorf("mailmsg: %w: the message has no text, subject or attachment", ErrUnreadable)
+	}
+	return fmt.Errorf("mailmsg: %w: %s", ErrUnreadable, strings.Join(p.msg.Problems, "; "))
+}
+
+// readable reports whether s has a letter, digit, symbol or punctuation.
+func readable(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsGraphic(r) && !unicode.IsSpace(r) && r != utf8.RuneError
+	}) >= 0
+}
+
+// cleanText drops the control characters XML cannot carry (all of C0 but
+// tab and line feed, and DEL) and invalid UTF-8.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.IndexFunc(s, func(r rune) bool { return (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f }) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // rescue handles a message whose header block cannot be read.
@@ -105,9 +132,9 @@ func (p *parser) rescue(raw []byte, herr error) (*Message, error) {
 	if int64(len(text)) > p.opt.MaxPartBytes {
 		text = truncateUTF8(text, int(p.opt.MaxPartBytes))
 	}
-	p.msg.Text, p.msg.Quoted = foldQuotes(normalizeNewlines(text), p.opt.FoldQuotes)
-	if strings.TrimSpace(p.msg.Text) == "" && strings.TrimSpace(p.msg.Quoted) == "" && p.msg.Subject == "" {
-		return p.msg, fmt.Errorf("mailmsg: %w: %v", ErrUnreadable, herr)
+	p.msg.Text, p.msg.Quoted = foldQuotes(cleanText(normalizeNewlines(text)), p.opt.FoldQuotes)
+	if !readable(p.msg.Text) && !readable(p.msg.Quoted) && !readable(p.msg.Subject) {
+		return p.msg, p.unreadable()
 	}
 	return p.msg, nil
 }
@@ -200,7 +227,7 @@ func addressList(p *parser, h mail.Header, key string) []Address {
 	if err == nil {
 		out := make([]Address, 0, len(list))
 		for _, a := range list {
-			out = append(out, Address{Name: stripControls(a.Name), Addr: a.Address})
+			out = append(out, Address{Name: strings.ToValidUTF8(stripControls(a.Name), "\uFFFD"), Addr: strings.ToValidUTF8(a.Address, "\uFFFD")})
 		}
 		return out
 	}
@@ -392,7 +419,7 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 	if filename == "" {
 		filename = params["name"]
 	}
-	filename = headerText(filename)
+	filename = safeFilename(headerText(filename))
 	switch {
 	case strings.HasPrefix(t, "multipart/"):
 		return p.multipart(e, t, depth)
@@ -405,6 +432,9 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 		if t == "text/html" {
 			return body{text: htmlToText(s), isHTML: true}
 		}
+		if strings.EqualFold(params["format"], "flowed") {
+			s = unflow(s, strings.EqualFold(params["delsp"], "yes"))
+		}
 		return body{text: s}
 	case t == "application/pgp-signature" || t == "application/pkcs7-signature" || t == "application/x-pkcs7-signature":
 		// A signature of the part next to it, of no use to the reader.
@@ -416,19 +446,27 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 }
 
 func (p *parser) multipart(e *message.Entity, t string, depth int) body {
-	mr := e.MultipartReader()
-	if mr == nil {
-		// A multipart without a usable boundary: read it as text.
-		p.problem("%s without a boundary", t)
-		return body{text: p.readText(e, "text/plain")}
+	// Keep the bytes: a multipart whose boundary never shows is read as
+	// text instead.
+	data, err := io.ReadAll(e.Body)
+	if err != nil {
+		p.problem("%s: %v", t, err)
 	}
+	e.Body = bytes.NewReader(data)
+	mr := e.MultipartReader()
 	var kids []body
+	if mr == nil {
+		return p.multipartAsText(t, data)
+	}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
 			break
 		}
 		if part == nil {
+			if len(kids) == 0 {
+				return p.multipartAsText(t, data)
+			}
 			if err != nil {
 				p.problem("%s: %v", t, err)
 			}
@@ -502,6 +540,16 @@ func (p *parser) multipart(e *message.Entity, t string, depth int) body {
 	}
 	out.isHTML = any && html
 	return out
+}
+
+// multipartAsText reads the body of a multipart that has no parts (no
+// boundary, or one that never appears) as plain text.
+func (p *parser) multipartAsText(t string, data []byte) body {
+	p.problem("%s has no readable parts; its body is shown as text", t)
+	if int64(len(data)) > p.opt.MaxPartBytes {
+		data = data[:p.opt.MaxPartBytes]
+	}
+	return body{text: normalizeNewlines(decodeUnlabelled(data))}
 }
 
 // readText reads a text part, capped, as UTF-8 with "\n" line ends.
@@ -674,32 +722,8 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
-// htmlToText turns HTML into readable text: links kept as "text <url>"
-// (just "url" when the text is the URL), lists as " - item", at most one
-// blank line in a row.
-func htmlToText(h string) string {
-	s := html2text.HTML2TextWithOptions(h, html2text.WithLinksInnerText(), html2text.WithUnixLineBreaks(), html2text.WithListSupport())
-	s = normalizeNewlines(s)
-	s = dedupeLinks(s)
-	lines := strings.Split(s, "\n")
-	out := lines[:0]
-	blank := 0
-	for _, l := range lines {
-		l = strings.TrimRight(l, " \t\u00a0")
-		if l == "" {
-			blank++
-			if blank > 1 {
-				continue
-			}
-		} else {
-			blank = 0
-		}
-		out = append(out, l)
-	}
-	return strings.Trim(strings.Join(out, "\n"), "\n")
-}
-
-// dedupeLinks turns "https://x <https://x>" into "https://x".
+// dedupeLinks turns "https://x <https://x>" into "https://x" and
+// "a@x <mailto:a@x>" into "a@x".
 func dedupeLinks(s string) string {
 	var b strings.Builder
 	for {
@@ -714,7 +738,7 @@ func dedupeLinks(s string) string {
 			return b.String()
 		}
 		url := s[i+2 : i+j]
-		if url != "" && strings.HasSuffix(s[:i], url) {
+		if url != "" && (strings.HasSuffix(s[:i], url) || strings.HasPrefix(url, "mailto:") && strings.HasSuffix(s[:i], url[7:])) {
 			b.WriteString(s[:i])
 			s = s[i+j+1:]
 			continue
@@ -722,4 +746,62 @@ func dedupeLinks(s string) string {
 		b.WriteString(s[:i+2])
 		s = s[i+2:]
 	}
+}
+
+// safeFilename keeps the last path element of a file name (no "../", no
+// directory) and drops what a file name should not carry.
+func safeFilename(s string) string {
+	if i := strings.LastIndexAny(s, `/\`); i >= 0 {
+		s = s[i+1:]
+	}
+	s = strings.TrimSpace(s)
+	if s == "." || s == ".." {
+		return ""
+	}
+	return s
+}
+
+// unflow undoes RFC 3676 format=flowed: a line ending in a space is joined
+// to the next one of the same quote depth (the space removed too with
+// delsp=yes), space-stuffing is removed, the "-- " separator is left alone.
+func unflow(s string, delsp bool) string {
+	lines := strings.Split(s, "\n")
+	var out []string
+	cur, curDepth, open := "", 0, false
+	for _, l := range lines {
+		depth := 0
+		for depth < len(l) && l[depth] == '>' {
+			depth++
+		}
+		content := l[depth:]
+		content = strings.TrimPrefix(content, " ") // space-stuffing
+		flowed := strings.HasSuffix(content, " ") && content != "-- "
+		if flowed && delsp {
+			content = content[:len(content)-1]
+		}
+		if open && depth == curDepth {
+			cur += content
+		} else {
+			if open {
+				out = append(out, requote(cur, curDepth))
+			}
+			cur, curDepth = content, depth
+		}
+		open = flowed
+		if !flowed {
+			out = append(out, requote(cur, curDepth))
+			cur = ""
+		}
+	}
+	if open {
+		out = append(out, requote(cur, curDepth))
+	}
+	return strings.Join(out, "\n")
+}
+
+func requote(s string, depth int) string {
+	if depth == 0 {
+		return s
+	}
+	return strings.Repeat(">", depth) + " " + s
 }
