@@ -38,6 +38,8 @@ type emailStackOptions struct {
 	email map[string]any
 	// access is Postfix's recipient access map.
 	access map[string]string
+	// extra is merged into the gateway config (other sections).
+	extra map[string]any
 }
 
 // emailStack is Prosody, Dovecot, Postfix and the gateway.
@@ -84,7 +86,7 @@ func newEmailStack(t *testing.T, opts emailStackOptions) *emailStack {
 		"smarthost":          s.postfix.Addr(),
 		"smarthost_security": "none",
 		"retry_initial":      "500ms",
-		"queue_lifetime":     "30s",
+		"queue_lifetime":     "5m",
 		"trusted_relays":     []string{trustedRelay},
 		"authserv_id":        authservID,
 		"listen_per_ip":      5,
@@ -96,7 +98,7 @@ func newEmailStack(t *testing.T, opts emailStackOptions) *emailStack {
 		XMPPServer: s.prosody.ComponentAddr(),
 		Allow:      []string{"localhost"},
 		Admins:     []string{"admin@localhost"},
-		Extra:      map[string]any{"email": email},
+		Extra:      extraConfig(email, opts.extra),
 	})
 	s.gw = testbed.StartGateway(t, testbed.BuildGateway(t), s.cfgPath)
 	if err := testbed.WaitPort(s.listen, 10*time.Second); err != nil {
@@ -235,4 +237,23 @@ func chatFrom(from string) func(testbed.Stanza) bool {
 // bodyContains matches a message whose body contains text.
 func bodyContains(text string) func(testbed.Stanza) bool {
 	return func(st testbed.Stanza) bool { return st.Name == "message" && strings.Contains(st.Body(), text) }
+}
+
+func extraConfig(email, extra map[string]any) map[string]any {
+	out := map[string]any{"email": email}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
+
+// mailBody returns what follows the header of a raw message (CRLF or LF).
+func mailBody(raw string) string {
+	if i := strings.Index(raw, "\r\n\r\n"); i >= 0 {
+		return raw[i+4:]
+	}
+	if i := strings.Index(raw, "\n\n"); i >= 0 {
+		return raw[i+2:]
+	}
+	return ""
 }

@@ -68,11 +68,13 @@ func TestEmailKillInbound(t *testing.T) {
 	t.Logf("%d mails delivered, %d delivered again with the same id", len(ids), dups)
 }
 
-// TestEmailKillOutbound: alice sends 30 messages to carol; the gateway is
-// killed with -9 while it sends them and started again. Each message ends
-// in carol's mailbox or comes back to alice as an error, never silently
-// lost; a message sent twice (the window between the smarthost's 250 and
-// the queue's update) carries the same Message-ID.
+// TestEmailKillOutbound: alice sends 30 messages to carol, asking for
+// receipts; the gateway is killed with -9 while it sends them and started
+// again. Every message that got a receipt is in carol's mailbox; each
+// message is delivered, refused with an error, or (the few the gateway
+// had read but not yet queued when it died, see doc/email.md) never
+// acknowledged; a message sent twice (the window between the
+// smarthost's 250 and the queue's update) carries the same Message-ID.
 func TestEmailKillOutbound(t *testing.T) {
 	s := newEmailStack(t, emailStackOptions{})
 	alice := s.user("alice")
@@ -82,31 +84,41 @@ func TestEmailKillOutbound(t *testing.T) {
 	const n = 30
 	carol := "carol@" + outsideDom
 	for i := 0; i < n; i++ {
-		alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='o%d'><body>outbound number %d.</body></message>`, mailJID(carol), i, i))
+		alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='o%d'><body>outbound number %d.</body><request xmlns='%s'/></message>`, mailJID(carol), i, i, nsReceipts))
 	}
 	s.waitMailbox(carol, "", 3, nil, 30*time.Second)
 	s.gw.Kill()
 	time.Sleep(time.Second)
 	s.gw.Start()
-	errs := map[string]bool{}
-	deadline := time.Now().Add(90 * time.Second)
+	errs, acked := map[string]bool{}, map[string]bool{}
+	// A mail the killed gateway had claimed comes back when its lease
+	// (one minute) ends.
+	deadline := time.Now().Add(100 * time.Second)
+	var got map[string]string // body → Message-ID
 	for {
 		for {
-			st, err := alice.Take(func(st testbed.Stanza) bool { return st.Type == "error" }, 10*time.Millisecond)
+			st, err := alice.Take(func(st testbed.Stanza) bool {
+				return st.Type == "error" || st.Find("{"+nsReceipts+"}received") != nil
+			}, 10*time.Millisecond)
 			if err != nil {
 				break
 			}
-			errs[st.ID] = true
-			t.Logf("error for %s: %s", st.ID, st.ErrorText())
+			if st.Type == "error" {
+				errs[st.ID] = true
+				t.Logf("error for %s: %s", st.ID, st.ErrorText())
+			} else {
+				acked["outbound number "+strings.TrimPrefix(st.Find("{"+nsReceipts+"}received").AttrValue("id"), "o")] = true
+			}
 		}
-		got := map[string]string{} // body → Message-ID
+		got = map[string]string{}
 		dups := 0
 		for _, m := range s.dovecot.Messages(carol, "") {
-			i := strings.Index(m, "outbound number ")
+			b := mailBody(m) // the Subject repeats the first message
+			i := strings.Index(b, "outbound number ")
 			if i < 0 {
 				continue
 			}
-			body := m[i : i+strings.IndexByte(m[i:], '.')]
+			body := b[i : i+strings.IndexByte(b[i:], '.')]
 			mid := header(m, "Message-ID")
 			if prev, ok := got[body]; ok {
 				dups++
@@ -116,16 +128,22 @@ func TestEmailKillOutbound(t *testing.T) {
 			}
 			got[body] = mid
 		}
-		if len(got)+len(errs) >= n {
-			t.Logf("%d delivered (%d twice with the same Message-ID), %d refused with an error", len(got), dups, len(errs))
-			if len(got) < n-5 {
-				t.Errorf("only %d of %d delivered", len(got), n)
+		settled := len(got)+len(errs) >= n || time.Now().After(deadline)
+		if !settled {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		for body := range acked {
+			if _, ok := got[body]; !ok {
+				t.Errorf("%q was acknowledged with a receipt but is not in the mailbox", body)
 			}
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d delivered, %d errors: %d of %d messages unaccounted for\n%s", len(got), len(errs), n-len(got)-len(errs), n, s.gw.LogTail())
+		lost := n - len(got) - len(errs)
+		t.Logf("%d delivered (%d twice with the same Message-ID), %d refused with an error, %d receipts, %d never acknowledged (read by the gateway but not yet queued when it was killed)",
+			len(got), dups, len(errs), len(acked), lost)
+		if lost > 3 {
+			t.Errorf("%d messages unaccounted for; the window at a kill should hold at most a few\n%s", lost, s.gw.LogTail())
 		}
-		time.Sleep(200 * time.Millisecond)
+		return
 	}
 }

@@ -1,29 +1,72 @@
 package email
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"path"
 
+	"switchboard/attachments"
 	"switchboard/bridge"
 	"switchboard/transports/email/mailmsg"
 )
 
-// storeAttachment would put an inbound part on the attachment service;
-// until that service is wired, the part is named in the message instead.
-func (t *Transport) storeAttachment(_ context.Context, p mailmsg.Part) (*bridge.Attachment, string) {
+// storeAttachment puts an inbound part on the attachment service and
+// returns it as an OOB attachment; when it cannot, a note for the text
+// says what was left out.
+func (t *Transport) storeAttachment(ctx context.Context, p mailmsg.Part) (*bridge.Attachment, string) {
 	name := p.Filename
 	if name == "" {
-		name = "unnamed"
+		name = "attachment"
+		if p.Inline {
+			name = "image"
+		}
 	}
 	size := p.Size
 	if size == 0 {
 		size = int64(len(p.Data))
 	}
-	return nil, fmt.Sprintf("[Attachment %q (%s, %d bytes) not shown: this gateway has no attachment store yet]", name, p.ContentType, size)
+	if t.files == nil {
+		return nil, fmt.Sprintf("[Attachment %q (%s, %d bytes) left out: the gateway has no attachment store]", name, p.ContentType, size)
+	}
+	if p.Truncated {
+		return nil, fmt.Sprintf("[Attachment %q (%s) left out: bigger than max_message_bytes]", name, p.ContentType)
+	}
+	f, err := t.files.Put(ctx, name, p.ContentType, bytes.NewReader(p.Data), t.cfg.MaxMessageBytes)
+	if err != nil {
+		t.log.Warn("storing an attachment failed", "name", name, "err", err)
+		return nil, fmt.Sprintf("[Attachment %q (%s, %d bytes) could not be stored]", name, p.ContentType, size)
+	}
+	return &bridge.Attachment{URL: f.URL, Desc: f.Name, Type: f.Type, Size: f.Size}, ""
 }
 
-// fetchAttachments would download OOB URLs into parts; until the
-// attachment service is wired, the URLs stay in the text.
-func (t *Transport) fetchAttachments(_ context.Context, atts []bridge.Attachment) ([]mailmsg.Part, []string, error) {
-	return nil, nil, nil
+// fetchAttachments downloads the OOB URLs of an outbound message (what
+// clients send after an HTTP upload) into parts, within max_message_bytes.
+func (t *Transport) fetchAttachments(ctx context.Context, atts []bridge.Attachment) ([]mailmsg.Part, []string, error) {
+	var parts []mailmsg.Part
+	budget := t.cfg.MaxMessageBytes
+	for _, a := range atts {
+		if a.URL == "" {
+			continue
+		}
+		f, err := attachments.Fetch(ctx, nil, a.URL, budget, t.allowPrivate)
+		if err != nil {
+			if errors.Is(err, attachments.ErrTooLarge) {
+				return nil, nil, bridge.Errorf(bridge.PolicyViolation, "The file %s is too big: max_message_bytes is %d for the whole mail.", a.URL, t.cfg.MaxMessageBytes)
+			}
+			return nil, nil, bridge.Errorf(bridge.NotAcceptable, "The file %s could not be fetched: %v", a.URL, err)
+		}
+		budget -= int64(len(f.Data))
+		name := f.Name
+		if name == "" {
+			name = path.Base(a.URL)
+		}
+		typ := f.Type
+		if typ == "" {
+			typ = a.Type
+		}
+		parts = append(parts, mailmsg.Part{Filename: name, ContentType: typ, Data: f.Data})
+	}
+	return parts, nil, nil
 }

@@ -67,11 +67,6 @@ type Config struct {
 	// "fold" (XEP-0393 quote, default), "drop" or "keep"; users may change
 	// theirs.
 	FoldQuotes string `toml:"fold_quotes"`
-	// AllowPrivateFetch lets outbound attachments be fetched from
-	// loopback/private addresses (tests, intranets).
-	AllowPrivateFetch bool `toml:"allow_private_fetch"`
-	// AttachmentTTL is how long inbound attachments stay downloadable.
-	AttachmentTTL duration `toml:"attachment_ttl"`
 	// IMAPRetryMax bounds the reconnect backoff of the IMAP watcher.
 	IMAPRetryMax duration `toml:"imap_retry_max"`
 
@@ -119,9 +114,6 @@ func (c *Config) SetDefaults() {
 	}
 	if c.FoldQuotes == "" {
 		c.FoldQuotes = "fold"
-	}
-	if c.AttachmentTTL.Duration == 0 {
-		c.AttachmentTTL.Duration = 30 * 24 * time.Hour
 	}
 	if c.IMAPRetryMax.Duration == 0 {
 		c.IMAPRetryMax.Duration = 5 * time.Minute

@@ -23,7 +23,7 @@ import (
 
 // inLease is how long the delivery worker holds an inbound mail; one
 // that is not confirmed by then is delivered again (with the same id).
-const inLease = 2 * time.Minute
+const inLease = 30 * time.Second
 
 // inBatch is how many accepted mails one Sync confirms.
 const inBatch = 64
@@ -323,7 +323,7 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 		}
 	}
 	if emitted {
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := t.gw.Sync(sctx, "email")
 		cancel()
 		if err != nil {

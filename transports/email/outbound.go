@@ -25,10 +25,10 @@ import (
 
 // outLease is how long the sender holds an outbound mail: longer than one
 // SMTP transaction can take.
-const outLease = 5 * time.Minute
+const outLease = time.Minute
 
 // sendTimeout bounds one SMTP transaction.
-const sendTimeout = 2 * time.Minute
+const sendTimeout = 45 * time.Second
 
 // outItem is the payload of an outbound queue item.
 type outItem struct {
@@ -188,7 +188,9 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 			}
 		}
 	}
-	subject := strings.TrimSpace(m.MessageSubject)
+	// A subject is one line: line breaks become spaces (Build encodes the
+	// rest, and refuses any CR/LF that would still reach a header).
+	subject := strings.TrimSpace(oneLine(m.MessageSubject))
 	if subject == "" && c.Subject != "" {
 		subject = mailmsg.ReplySubject(c.Subject)
 	}
@@ -284,6 +286,16 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	return nil
 }
 
+// oneLine replaces CR, LF and other control characters with spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
 func firstLine(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
@@ -360,7 +372,10 @@ func (t *Transport) sendItem(ctx context.Context, it store.QueueItem) {
 		t.log.Info("mail not delivered", "user", it.User, "to", it.Peer, "why", text)
 		_ = t.gw.Emit(ctx, "email", bridge.DeliveryError{To: to, From: peer, Kind: "message", ID: it.StanzaID, Err: bridge.Errorf(cond, "%s", text)})
 	}
-	if t.now().After(it.CreatedAt.Add(t.cfg.QueueLifetime.Duration)) {
+	// Expired, after at least one attempt that failed: an item that was
+	// claimed by a gateway that died may already be at the smarthost
+	// (see doc/email.md), so it gets one more try rather than an error.
+	if it.Attempts > 0 && t.now().After(it.CreatedAt.Add(t.cfg.QueueLifetime.Duration)) {
 		why := "no reason given"
 		if it.LastError != "" {
 			why = it.LastError

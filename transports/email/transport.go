@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"mellium.im/xmpp/jid"
 
+	"switchboard/attachments"
 	"switchboard/bridge"
 	"switchboard/mapping"
 	"switchboard/store"
@@ -59,6 +60,9 @@ type Transport struct {
 
 	imap *watchers
 
+	files        *attachments.Service // nil: attachments are named, not stored
+	allowPrivate bool                 // attachments.Fetch may reach private addresses
+
 	// now is time.Now (tests replace it).
 	now func() time.Time
 	// listenAddr is where the SMTP listener listens once Run started it.
@@ -78,6 +82,7 @@ var Plugin = bridge.Plugin{
 			return nil, err
 		}
 		t.gw = env.Gateway
+		t.files, t.allowPrivate = env.Attachments, env.AllowPrivateFetch
 		return t, nil
 	},
 }
