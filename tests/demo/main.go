@@ -53,10 +53,11 @@ func run(binPath string) int {
 	secret := rand.Text()
 	password := strings.ToLower(rand.Text()[:10])
 
+	email := startEmailDemo(tb, secret)
 	prosody := testbed.StartProsody(tb, testbed.ProsodyOptions{
 		C2SPort:       portOr(5222),
 		ComponentPort: portOr(5347),
-		Components:    map[string]string{ircDomain: secret},
+		Components:    map[string]string{ircDomain: secret, mailDomain: secret},
 		LogLevel:      "info",
 	})
 	for _, user := range []string{"alice", "bob"} {
@@ -82,6 +83,7 @@ func run(binPath string) int {
 				{Name: "local", Address: ngircd.Addr()},
 			},
 		},
+		Extra: email.extra(),
 	})
 	gateway := testbed.StartGatewayOutput(tb, binPath, config, os.Stdout)
 
@@ -114,6 +116,7 @@ Ctrl-C stops everything.
 `, prosody.C2SAddr(), prosody.Domain, c2sPort, password, "#demo%local@"+ircDomain,
 		ngircd.Addr(), ircPort, config, gateway.HTTPAddr(), prosody.Dir, ngircd.Dir,
 		"nick%local@"+ircDomain, "local@"+ircDomain)
+	email.registered(prosody, password)
 
 	select {
 	case <-ctx.Done():

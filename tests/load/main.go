@@ -66,8 +66,11 @@ flags:
 }
 
 func main() {
+	if len(os.Args) >= 2 && os.Args[1] == "email" {
+		os.Exit(runEmail(os.Args[2:]))
+	}
 	if len(os.Args) < 2 || os.Args[1] != "irc" {
-		fmt.Fprintln(os.Stderr, "usage: go run ./tests/load irc [flags]   (irc is the only transport measured so far; -h for flags)")
+		fmt.Fprintln(os.Stderr, "usage: go run ./tests/load irc [flags]   (or email; -h for flags)")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("load irc", flag.ExitOnError)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -82,6 +83,7 @@ func (t *Transport) listen(ctx context.Context) (*smtp.Server, net.Listener, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("email.listen: cannot listen on %s: %w", t.cfg.Listen, err)
 	}
+	ln = limitListener{Listener: ln, t: t}
 	t.listenMu.Lock()
 	t.listenAddr = ln.Addr().String()
 	t.listenMu.Unlock()
@@ -109,21 +111,66 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		ip, _ = netip.AddrFromSlice(ta.IP)
 		ip = ip.Unmap()
 	}
-	s := &inSession{t: t, ip: ip, trusted: t.cfg.trustedAddr(ip)}
-	if !s.trusted && t.cfg.ListenPerIP > 0 {
+	return &inSession{t: t, ip: ip, trusted: t.cfg.trustedAddr(ip)}, nil
+}
+
+// limitListener refuses (421, then close) a connection from an address
+// that already has listen_per_ip open, before any SMTP is spoken;
+// trusted relays are not counted.
+type limitListener struct {
+	net.Listener
+	t *Transport
+}
+
+func (l limitListener) Accept() (net.Conn, error) {
+	t := l.t
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var ip netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ip, _ = netip.AddrFromSlice(ta.IP)
+			ip = ip.Unmap()
+		}
+		if t.cfg.ListenPerIP <= 0 || t.cfg.trustedAddr(ip) {
+			return c, nil
+		}
+		key := ip.String()
 		t.ipMu.Lock()
-		n := t.perIP[ip.String()]
+		n := t.perIP[key]
 		if n >= t.cfg.ListenPerIP {
 			t.ipMu.Unlock()
-			t.log.Info("refused a connection: too many from one address", "ip", ip.String(), "limit", t.cfg.ListenPerIP)
-			return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
-				Message: fmt.Sprintf("Too many connections from %s (limit %d); try again later", ip, t.cfg.ListenPerIP)}
+			t.log.Info("refused a connection: too many from one address", "ip", key, "limit", t.cfg.ListenPerIP)
+			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = fmt.Fprintf(c, "421 4.7.0 Too many connections from %s (limit %d); try again later\r\n", key, t.cfg.ListenPerIP)
+			c.Close()
+			continue
 		}
-		t.perIP[ip.String()] = n + 1
+		t.perIP[key] = n + 1
 		t.ipMu.Unlock()
-		s.counted = true
+		return &countedConn{Conn: c, t: t, key: key}, nil
 	}
-	return s, nil
+}
+
+// countedConn gives its slot back when closed.
+type countedConn struct {
+	net.Conn
+	t    *Transport
+	key  string
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.t.ipMu.Lock()
+		if c.t.perIP[c.key]--; c.t.perIP[c.key] <= 0 {
+			delete(c.t.perIP, c.key)
+		}
+		c.t.ipMu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 type inRcpt struct {
@@ -135,24 +182,13 @@ type inSession struct {
 	t       *Transport
 	ip      netip.Addr
 	trusted bool
-	counted bool
 	from    string
 	rcpts   []inRcpt
 }
 
 func (s *inSession) Reset() { s.from, s.rcpts = "", nil }
 
-func (s *inSession) Logout() error {
-	if s.counted {
-		s.t.ipMu.Lock()
-		if s.t.perIP[s.ip.String()]--; s.t.perIP[s.ip.String()] <= 0 {
-			delete(s.t.perIP, s.ip.String())
-		}
-		s.t.ipMu.Unlock()
-		s.counted = false
-	}
-	return nil
-}
+func (s *inSession) Logout() error { return nil }
 
 func (s *inSession) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil && opts.Size > s.t.cfg.MaxMessageBytes {
