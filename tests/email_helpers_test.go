@@ -90,6 +90,7 @@ func newEmailStack(t *testing.T, opts emailStackOptions) *emailStack {
 		"trusted_relays":     []string{trustedRelay},
 		"authserv_id":        authservID,
 		"listen_per_ip":      5,
+		"spool_dir":          t.TempDir() + "/spool",
 	}
 	for k, v := range opts.email {
 		email[k] = v

@@ -117,7 +117,7 @@ func (e *emailBench) setup(bin string) {
 	deferAll := "defer_transports = smtp lmtp\nsmtpd_client_connection_count_limit = 0\n"
 	e.sink = testbed.StartPostfix(tb, testbed.PostfixOptions{Transport: map[string]string{"sink.test": "smtp:[127.0.0.1]:9", "mail.localhost": "smtp:[127.0.0.1]:9"}, ExtraMain: deferAll, QueueLifetime: "1h"})
 	e.smart = testbed.StartPostfix(tb, testbed.PostfixOptions{Transport: map[string]string{"example.test": "smtp:[127.0.0.1]:9"}, ExtraMain: deferAll, QueueLifetime: "1h"})
-	e.dovecot = testbed.StartDovecot(tb, testbed.DovecotOptions{Users: map[string]string{"bob@example.test": "bobpw"}})
+	e.dovecot = testbed.StartDovecot(tb, testbed.DovecotOptions{Users: map[string]string{"bob@example.test": "bobpw"}, RelayAddr: e.smart.Addr()})
 	e.listen = "127.0.0.1:" + strconv.Itoa(testbed.FreePort(tb))
 	cfg := testbed.WriteGatewayConfig(tb.TempDir(), testbed.GatewayConfig{
 		XMPPServer: e.prosody.ComponentAddr(),
@@ -126,6 +126,7 @@ func (e *emailBench) setup(bin string) {
 			"domain": "mail.localhost", "secret": "secret", "hosted_domain": "mail.localhost",
 			"listen": e.listen, "smarthost": e.smart.Addr(), "smarthost_security": "none",
 			"listen_per_ip": 0, "send_per_hour": 0, "trusted_relays": []string{"127.0.0.1/32"},
+			"spool_dir": filepath.Join(tb.TempDir(), "spool"),
 		}},
 	})
 	e.gw = testbed.StartGateway(tb, bin, cfg)

@@ -42,6 +42,10 @@ type Config struct {
 	// SmarthostTLSVerify checks the smarthost's certificate (default true).
 	SmarthostTLSVerify *bool `toml:"smarthost_tls_verify"`
 
+	// SpoolDir keeps accepted inbound mail as fsync'd files until the XMPP
+	// server has it; empty: the store's durable queue does.
+	SpoolDir string `toml:"spool_dir"`
+
 	MaxMessageBytes int64    `toml:"max_message_bytes"`
 	QueueLifetime   duration `toml:"queue_lifetime"`
 	// RetryInitial is the first retry delay of outbound mail after a 4xx

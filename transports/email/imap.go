@@ -321,7 +321,7 @@ func (w *watchers) catchUp(ctx context.Context, c *imapclient.Client, user strin
 			continue // the server returns the last message for "n:*" when nothing is newer
 		}
 		raw := m.FindBodySection(section)
-		for _, ev := range t.convert(ctx, acct, raw, "", "", "") {
+		for _, ev := range t.convert(ctx, acct, raw, "", "", "", nil) {
 			if isOwnMail(ev, acct) {
 				continue
 			}

@@ -42,6 +42,7 @@ type inMeta struct {
 	Auth     string    `json:"auth,omitempty"` // "fail" when authentication failed
 	AuthWhy  string    `json:"auth_why,omitempty"`
 	Received time.Time `json:"received"`
+	User     string    `json:"user,omitempty"` // bare JID (spool files)
 }
 
 func encodeIn(m inMeta, raw []byte) ([]byte, error) {
@@ -226,14 +227,28 @@ func (s *inSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: fmt.Sprintf("<%s>: no such user here", to)}
 	}
 	if s.from != "" {
-		acct, err := t.st.GetAccount(ctx, owner, "email")
-		if err == nil && isBlocked(acct, s.from) {
+		if t.blocks(owner, s.from) {
 			t.log.Info("refused mail from a blocked sender", "user", owner, "from", s.from)
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf("<%s> does not accept mail from <%s>", to, s.from)}
 		}
 	}
 	s.rcpts = append(s.rcpts, inRcpt{addr: to, user: owner})
 	return nil
+}
+
+// hasBlocks reports whether a hosted user blocks anyone (cached index).
+func (t *Transport) hasBlocks(user string) bool {
+	t.addrMu.Lock()
+	defer t.addrMu.Unlock()
+	return t.blocked[user] != ""
+}
+
+// blocks reports whether a hosted user blocks a sender (cached index).
+func (t *Transport) blocks(user, addr string) bool {
+	t.addrMu.Lock()
+	list := t.blocked[user]
+	t.addrMu.Unlock()
+	return isBlocked(&store.Account{Fields: map[string]string{"blocked": list}}, addr)
 }
 
 // isBlocked reports whether the account blocks a sender address.
@@ -267,23 +282,30 @@ func (s *inSession) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 			Message: "Message refused: the sender could not be authenticated (" + verdict.why + ")"}
 	}
-	hdrFrom := headerFrom(raw)
 	now := t.now().UTC()
 	queued := 0
+	hdrFrom, hdrRead := "", false
 	for _, rc := range s.rcpts {
-		if hdrFrom != "" && hdrFrom != strings.ToLower(s.from) {
-			if acct, err := t.st.GetAccount(ctx, rc.user, "email"); err == nil && isBlocked(acct, hdrFrom) {
+		if t.hasBlocks(rc.user) {
+			if !hdrRead {
+				hdrFrom, hdrRead = headerFrom(raw), true
+			}
+			if hdrFrom != "" && t.blocks(rc.user, hdrFrom) {
 				t.log.Info("refused mail from a blocked sender", "user", rc.user, "from", hdrFrom)
 				continue
 			}
 		}
 		p, err := encodeIn(inMeta{From: s.from, Rcpt: rc.addr, IP: s.ip.String(), Trusted: s.trusted,
-			Auth: verdict.result, AuthWhy: verdict.why, Received: now}, raw)
+			Auth: verdict.result, AuthWhy: verdict.why, Received: now, User: rc.user}, raw)
 		if err != nil {
 			return err
 		}
-		it := &store.QueueItem{Transport: queueIn, User: rc.user, Peer: strings.ToLower(s.from), Payload: p}
-		if err := t.st.Enqueue(ctx, it); err != nil {
+		if t.spool != nil {
+			err = t.spool.put(p)
+		} else {
+			err = t.st.Enqueue(ctx, &store.QueueItem{Transport: queueIn, User: rc.user, Peer: strings.ToLower(s.from), Payload: p})
+		}
+		if err != nil {
 			t.log.Error("storing an inbound mail failed", "err", err)
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message; try again later"}
 		}
@@ -334,8 +356,86 @@ func (t *Transport) runInbound(ctx context.Context) {
 	}
 }
 
+// inItem is one accepted mail waiting for delivery to XMPP: a store
+// queue item or a spool file.
+type inItem struct {
+	q        *store.QueueItem
+	key      spoolKey // spool record (q nil)
+	user     string
+	payload  []byte
+	attempts int
+}
+
+// claimIn returns the next batch of accepted mail.
+func (t *Transport) claimIn(ctx context.Context) ([]inItem, error) {
+	if t.spool == nil {
+		items, err := t.st.Claim(ctx, queueIn, t.now(), inLease, inBatch)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]inItem, len(items))
+		for i := range items {
+			out[i] = inItem{q: &items[i], user: items[i].User, payload: items[i].Payload, attempts: items[i].Attempts}
+		}
+		return out, nil
+	}
+	var out []inItem
+	now := t.now()
+	for _, k := range t.spool.list(inBatch * 4) {
+		if r, ok := t.spoolRetry[k]; ok && now.Before(r.next) {
+			continue
+		}
+		p, err := t.spool.read(k)
+		if err != nil {
+			t.log.Error("a spooled mail cannot be read; dropping it", "key", k.String(), "err", err)
+			_ = t.spool.remove(k)
+			continue
+		}
+		meta, _, err := decodeIn(p)
+		if err != nil {
+			t.log.Error("dropping an unreadable spooled mail", "key", k.String(), "err", err)
+			_ = t.spool.remove(k)
+			continue
+		}
+		out = append(out, inItem{key: k, user: meta.User, payload: p, attempts: t.spoolRetry[k].attempts})
+		if len(out) == inBatch {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (t *Transport) finishIn(ctx context.Context, it inItem) {
+	if it.q == nil {
+		if err := t.spool.remove(it.key); err != nil {
+			t.log.Warn("removing a delivered mail from the spool failed", "key", it.key.String(), "err", err)
+		}
+		delete(t.spoolRetry, it.key)
+		return
+	}
+	if err := t.st.Dequeue(ctx, it.q.ID, it.q.Lease); err != nil && ctx.Err() == nil {
+		t.log.Warn("removing a delivered mail from the store failed", "id", it.q.ID, "err", err)
+	}
+}
+
+func (t *Transport) retryIn(ctx context.Context, it inItem) {
+	delay := time.Duration(1<<min(it.attempts, 6)) * time.Second
+	if it.q == nil {
+		t.spoolRetry[it.key] = spoolRetry{attempts: it.attempts + 1, next: t.now().Add(delay)}
+		return
+	}
+	if err := t.st.Reschedule(ctx, it.q.ID, it.q.Lease, t.now().Add(delay), "delivery to XMPP failed"); err != nil && ctx.Err() == nil {
+		t.log.Warn("rescheduling an inbound mail failed", "id", it.q.ID, "err", err)
+	}
+}
+
+type spoolRetry struct {
+	attempts int
+	next     time.Time
+}
+
 func (t *Transport) deliverBatch(ctx context.Context) int {
-	items, err := t.st.Claim(ctx, queueIn, t.now(), inLease, inBatch)
+	items, err := t.claimIn(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			t.log.Error("reading the inbound queue failed", "err", err)
@@ -345,19 +445,21 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 	if len(items) == 0 {
 		return 0
 	}
-	var done, retry []store.QueueItem
+	var done, retry []inItem
 	emitted := false
+	b := &batchState{accounts: map[string]*store.Account{}, convs: map[[2]string]conv{}}
 	for _, it := range items {
-		ok, sent, err := t.deliverOne(ctx, it)
+		ok, sent, err := t.deliverOne(ctx, it, b)
 		switch {
 		case err != nil:
-			t.log.Warn("delivering a mail to XMPP failed; will retry", "user", it.User, "err", err)
+			t.log.Warn("delivering a mail to XMPP failed; will retry", "user", it.user, "err", err)
 			retry = append(retry, it)
 		case ok:
 			done = append(done, it)
 			emitted = emitted || sent
 		}
 	}
+	b.flush(ctx, t)
 	if emitted {
 		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := t.gw.Sync(sctx, "email")
@@ -369,37 +471,59 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 		}
 	}
 	for _, it := range done {
-		if err := t.st.Dequeue(ctx, it.ID, it.Lease); err != nil && ctx.Err() == nil {
-			t.log.Warn("removing a delivered mail from the store failed", "id", it.ID, "err", err)
-		}
+		t.finishIn(ctx, it)
 	}
 	for _, it := range retry {
-		delay := time.Duration(1<<min(it.Attempts, 6)) * time.Second
-		if err := t.st.Reschedule(ctx, it.ID, it.Lease, t.now().Add(delay), "delivery to XMPP failed"); err != nil && ctx.Err() == nil {
-			t.log.Warn("rescheduling an inbound mail failed", "id", it.ID, "err", err)
-		}
+		t.retryIn(ctx, it)
 	}
 	return len(items)
+}
+
+// batchState caches accounts and coalesces thread-state writes within one
+// delivery batch (only the last mail of a conversation decides it).
+type batchState struct {
+	accounts map[string]*store.Account
+	convs    map[[2]string]conv // (user, key) → state
+	order    [][2]string
+}
+
+func (b *batchState) putConv(user, key string, c conv) {
+	k := [2]string{user, key}
+	if _, ok := b.convs[k]; !ok {
+		b.order = append(b.order, k)
+	}
+	b.convs[k] = c
+}
+
+func (b *batchState) flush(ctx context.Context, t *Transport) {
+	for _, k := range b.order {
+		t.putConv(ctx, k[0], k[1], b.convs[k])
+	}
+	b.convs, b.order = map[[2]string]conv{}, nil
 }
 
 // deliverOne turns one stored mail into XMPP events. ok means the item is
 // finished (delivered or dropped for good); sent that something was
 // emitted (so a Sync must confirm it).
-func (t *Transport) deliverOne(ctx context.Context, it store.QueueItem) (ok, sent bool, err error) {
-	meta, raw, err := decodeIn(it.Payload)
+func (t *Transport) deliverOne(ctx context.Context, it inItem, b *batchState) (ok, sent bool, err error) {
+	meta, raw, err := decodeIn(it.payload)
 	if err != nil {
-		t.log.Error("dropping an unreadable stored mail", "id", it.ID, "err", err)
+		t.log.Error("dropping an unreadable stored mail", "err", err)
 		return true, false, nil
 	}
-	acct, err := t.st.GetAccount(ctx, it.User, "email")
-	if errors.Is(err, store.ErrNotFound) {
-		t.log.Info("dropping mail for a user who unregistered", "user", it.User)
-		return true, false, nil
+	acct := b.accounts[it.user]
+	if acct == nil {
+		acct, err = t.st.GetAccount(ctx, it.user, "email")
+		if errors.Is(err, store.ErrNotFound) {
+			t.log.Info("dropping mail for a user who unregistered", "user", it.user)
+			return true, false, nil
+		}
+		if err != nil {
+			return false, false, err
+		}
+		b.accounts[it.user] = acct
 	}
-	if err != nil {
-		return false, false, err
-	}
-	evs := t.convert(ctx, acct, raw, meta.Auth, meta.AuthWhy, meta.From)
+	evs := t.convert(ctx, acct, raw, meta.Auth, meta.AuthWhy, meta.From, b)
 	for _, ev := range evs {
 		if err := t.gw.Emit(ctx, "email", ev); err != nil {
 			return false, false, fmt.Errorf("emitting: %w", err)
@@ -439,7 +563,7 @@ func (t *Transport) putConv(ctx context.Context, user, key string, c conv) {
 }
 
 // convert parses a mail for acct and returns the events to emit.
-func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte, auth, authWhy, envFrom string) []bridge.Outbound {
+func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte, auth, authWhy, envFrom string, b *batchState) []bridge.Outbound {
 	to, err := userJID(acct.User)
 	if err != nil {
 		t.log.Error("bad stored user", "err", err)
@@ -514,9 +638,16 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 		}
 		refs := append(append([]string{}, m.References...), m.MessageID)
 		c := conv{Last: m.MessageID, Refs: refs, Subject: m.Subject, Thread: thread}
-		t.putConv(ctx, acct.User, "conv:"+peer, c)
+		put := func(key string) {
+			if b != nil {
+				b.putConv(acct.User, key, c)
+			} else {
+				t.putConv(ctx, acct.User, key, c)
+			}
+		}
+		put("conv:" + peer)
 		if thread != "" {
-			t.putConv(ctx, acct.User, "thread:"+thread, c)
+			put("thread:" + thread)
 		}
 	}
 

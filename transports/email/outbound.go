@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -314,12 +315,42 @@ func firstLine(s string, n int) string {
 	return s
 }
 
+// outWorkers is how many queued mails are sent at once.
+const outWorkers = 4
+
 // runOutbound sends queued mail until ctx is done.
 func (t *Transport) runOutbound(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := 0; i < outWorkers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.outWorker(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// sender is one outbound worker's reusable smarthost connection.
+type sender struct {
+	c *smtp.Client
+}
+
+func (s *sender) close() {
+	if s.c != nil {
+		_ = s.c.Quit()
+		s.c.Close()
+		s.c = nil
+	}
+}
+
+func (t *Transport) outWorker(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var snd sender
+	defer snd.close()
 	for {
-		items, err := t.st.Claim(ctx, queueOut, t.now(), outLease, 16)
+		items, err := t.st.Claim(ctx, queueOut, t.now(), outLease, 8)
 		if err != nil && ctx.Err() == nil {
 			t.log.Error("reading the outbound queue failed", "err", err)
 		}
@@ -327,22 +358,29 @@ func (t *Transport) runOutbound(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			t.sendItem(ctx, it)
+			t.sendItem(ctx, it, &snd)
 		}
-		if len(items) == 16 {
+		if len(items) == 8 {
 			continue
 		}
+		snd.close()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.wakeOut:
+			wake(t.wakeOut) // let the other workers look too
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
 		case <-tick.C:
 		}
 	}
 }
 
 // sendItem makes one attempt at one queued mail.
-func (t *Transport) sendItem(ctx context.Context, it store.QueueItem) {
+func (t *Transport) sendItem(ctx context.Context, it store.QueueItem, snd *sender) {
 	var p outItem
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		t.log.Error("dropping an unreadable queued mail", "id", it.ID, "err", err)
@@ -398,7 +436,7 @@ func (t *Transport) sendItem(ctx context.Context, it store.QueueItem) {
 		mb = &m
 	}
 	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-	err = t.deliverSMTP(sctx, mb, p)
+	err = t.deliverSMTP(sctx, mb, p, snd)
 	cancel()
 	if err != nil {
 		var se *smtp.SMTPError
@@ -442,33 +480,45 @@ func (t *Transport) retry(ctx context.Context, it store.QueueItem, why string) {
 	}
 }
 
-// deliverSMTP sends through the smarthost (mb nil) or the user's server.
-func (t *Transport) deliverSMTP(ctx context.Context, mb *mailbox, p outItem) error {
-	var c *smtp.Client
-	var err error
-	if mb == nil {
-		c, err = dialSMTP(ctx, t.cfg.Smarthost, t.cfg.SmarthostSecurity, *t.cfg.SmarthostTLSVerify)
+// deliverSMTP sends through the smarthost (mb nil; the worker's
+// connection is reused) or the user's server.
+func (t *Transport) deliverSMTP(ctx context.Context, mb *mailbox, p outItem, snd *sender) error {
+	if mb != nil {
+		c, err := mb.dialSMTP(ctx)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+		if err := c.SendMail(p.From, p.To, bytes.NewReader(p.Raw)); err != nil {
+			return err
+		}
+		_ = c.Quit()
+		return nil
+	}
+	if snd.c == nil {
+		c, err := dialSMTP(ctx, t.cfg.Smarthost, t.cfg.SmarthostSecurity, *t.cfg.SmarthostTLSVerify)
+		if err != nil {
+			return err
+		}
 		if t.cfg.SmarthostUsername != "" {
 			if err := c.Auth(sasl.NewPlainClient("", t.cfg.SmarthostUsername, t.cfg.SmarthostPassword)); err != nil {
+				c.Close()
 				return fmt.Errorf("smarthost AUTH: %w", err)
 			}
 		}
-	} else {
-		c, err = mb.dialSMTP(ctx)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
+		snd.c = c
 	}
-	if err := c.SendMail(p.From, p.To, bytes.NewReader(p.Raw)); err != nil {
-		return err
+	stop := context.AfterFunc(ctx, func() { snd.c.Close() })
+	err := snd.c.SendMail(p.From, p.To, bytes.NewReader(p.Raw))
+	if !stop() || err != nil {
+		// A refused recipient leaves the connection usable, but a fresh one
+		// is simpler than tracking the transaction state.
+		snd.c.Close()
+		snd.c = nil
 	}
-	_ = c.Quit()
-	return nil
+	return err
 }
 
 // dialSMTP connects and greets (EHLO), with TLS per security.
@@ -479,9 +529,10 @@ func dialSMTP(ctx context.Context, addr, security string, verify bool) (*smtp.Cl
 	if err != nil {
 		return nil, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
+	// ctx bounds the greeting and EHLO (and TLS); later commands are
+	// bounded by their callers.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	tc := &tls.Config{ServerName: host, InsecureSkipVerify: !verify} //nolint:gosec // verify is on unless the admin turned it off
 	var c *smtp.Client
 	switch security {
@@ -520,7 +571,10 @@ func (m mailbox) dialSMTP(ctx context.Context) (*smtp.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Auth(sasl.NewPlainClient("", m.Username, m.Password)); err != nil {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	err = c.Auth(sasl.NewPlainClient("", m.Username, m.Password))
+	stop()
+	if err != nil {
 		c.Close()
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code == 535 {

@@ -30,6 +30,10 @@ const loginTimeout = 20 * time.Second
 // that misses reloads it.
 const addrRefresh = time.Second
 
+// addrMaxAge is how old the index may get at all (an unregistered user's
+// address stops being accepted within it).
+const addrMaxAge = 30 * time.Second
+
 var securityOptions = []bridge.FormOption{
 	{Label: "TLS (implicit, e.g. IMAP 993, SMTP 465)", Value: "tls"},
 	{Label: "STARTTLS (e.g. IMAP 143, SMTP 587)", Value: "starttls"},
@@ -134,6 +138,16 @@ func (t *Transport) ApplyRegistration(acct *store.Account, v bridge.FormValues) 
 		}
 	}
 	*acct = *next
+	t.addrMu.Lock()
+	if t.blocked == nil {
+		t.blocked = map[string]string{}
+	}
+	if b := next.Fields["blocked"]; b != "" {
+		t.blocked[next.User] = b
+	} else {
+		delete(t.blocked, next.User)
+	}
+	t.addrMu.Unlock()
 	t.imap.changed()
 	return nil
 }
@@ -222,7 +236,8 @@ func (t *Transport) lookupAddress(ctx context.Context, local string, fresh bool)
 	local = strings.ToLower(local)
 	t.addrMu.Lock()
 	owner, ok := t.addrs[local]
-	stale := fresh || t.addrs == nil || (!ok && t.now().Sub(t.addrsAt) > addrRefresh)
+	age := t.now().Sub(t.addrsAt)
+	stale := fresh || t.addrs == nil || age > addrMaxAge || (!ok && age > addrRefresh)
 	t.addrMu.Unlock()
 	if !stale {
 		return owner, nil
@@ -232,13 +247,17 @@ func (t *Transport) lookupAddress(ctx context.Context, local string, fresh bool)
 		return "", fmt.Errorf("listing email accounts: %w", err)
 	}
 	m := make(map[string]string, len(accts))
+	blocked := map[string]string{}
 	for _, a := range accts {
 		if lp := a.Fields["address"]; lp != "" && !isBYO(&a) {
 			m[strings.ToLower(lp)] = a.User
+			if b := a.Fields["blocked"]; b != "" {
+				blocked[a.User] = b
+			}
 		}
 	}
 	t.addrMu.Lock()
-	t.addrs, t.addrsAt = m, t.now()
+	t.addrs, t.addrsAt, t.blocked = m, t.now(), blocked
 	owner = m[local]
 	t.addrMu.Unlock()
 	return owner, nil
@@ -306,13 +325,13 @@ func (t *Transport) applyBYO(a *store.Account, v bridge.FormValues) error {
 	defer cancel()
 	if err := s.checkIMAP(ctx); err != nil {
 		t.log.Info("registration: IMAP login failed", "user", a.User, "server", s.IMAPServer, "err", err)
-		return bridge.Errorf(bridge.NotAuthorized, "IMAP server %s: %v. Nothing was saved.", s.IMAPServer, err)
+		return bridge.Errorf(bridge.NotAuthorized, "IMAP server %s: %s. Nothing was saved.", s.IMAPServer, strings.TrimRight(err.Error(), ". "))
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), loginTimeout)
 	defer cancel2()
 	if err := s.checkSMTP(ctx2); err != nil {
 		t.log.Info("registration: SMTP login failed", "user", a.User, "server", s.SMTPServer, "err", err)
-		return bridge.Errorf(bridge.NotAuthorized, "SMTP server %s: %v. Nothing was saved.", s.SMTPServer, err)
+		return bridge.Errorf(bridge.NotAuthorized, "SMTP server %s: %s. Nothing was saved.", s.SMTPServer, strings.TrimRight(err.Error(), ". "))
 	}
 	delete(a.Fields, "address")
 	a.Fields["email"] = s.Email

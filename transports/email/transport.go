@@ -49,6 +49,7 @@ type Transport struct {
 	// hosted addresses: local part → bare JID, reloaded from the store.
 	addrMu   sync.Mutex
 	addrs    map[string]string
+	blocked  map[string]string // bare JID → its blocked senders ("\n"-separated), hosted users
 	addrsAt  time.Time
 	addrLock sync.Mutex // serialises registrations that claim addresses
 
@@ -59,6 +60,11 @@ type Transport struct {
 	perIP map[string]int
 
 	imap *watchers
+
+	// spool holds accepted inbound mail when spool_dir is set (else the
+	// store's queue does); spoolRetry is the delivery worker's backoff.
+	spool      *spool
+	spoolRetry map[spoolKey]spoolRetry
 
 	files        *attachments.Service // nil: attachments are named, not stored
 	allowPrivate bool                 // attachments.Fetch may reach private addresses
@@ -117,6 +123,14 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 		now:     time.Now,
 	}
 	t.imap = newWatchers(t)
+	t.spoolRetry = map[spoolKey]spoolRetry{}
+	if cfg.SpoolDir != "" {
+		sp, err := openSpool(cfg.SpoolDir)
+		if err != nil {
+			return nil, err
+		}
+		t.spool = sp
+	}
 	return t, nil
 }
 
@@ -171,6 +185,10 @@ func (t *Transport) Run(ctx context.Context) error {
 				srv.Close()
 			}
 		}()
+	}
+	if t.spool != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); t.spool.run(ctx.Done()) }()
 	}
 	wg.Add(2)
 	go func() { defer wg.Done(); t.runInbound(ctx) }()
