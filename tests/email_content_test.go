@@ -66,6 +66,21 @@ func TestEmailContent(t *testing.T) {
 		t.Errorf("ISO-2022-JP: body %q subject %q", j.Body(), j.Text("subject"))
 	}
 
+	// A mailing list: the list is the contact, the author's name the
+	// first line, and a reply goes to the list.
+	list := "list@" + outsideDom
+	s.mustSend("dave@"+outsideDom, to, mail(`"Dave Author" <dave@example.test>`, list, "[list] Release", "ml1@example.test", "the release is out",
+		"List-Id: Example list <list.example.test>", "List-Post: <mailto:"+list+">"))
+	ml := alice.Expect(t, bodyContains("the release is out"), 20*time.Second)
+	if ml.From != mailJID(list) || !strings.HasPrefix(ml.Body(), "Dave Author:") {
+		t.Errorf("list mail: want it from the list with the author first, got %s", ml.XML)
+	}
+	alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='ml-r'><body>congratulations</body></message>`, mailJID(list)))
+	lr := s.waitMailbox(list, "", 1, func(m string) bool { return strings.Contains(m, "congratulations") }, 20*time.Second)[0]
+	if header(lr, "In-Reply-To") != "<ml1@example.test>" {
+		t.Errorf("list reply In-Reply-To = %q", header(lr, "In-Reply-To"))
+	}
+
 	// An attachment in.
 	data := make([]byte, 20000)
 	_, _ = rand.Read(data)

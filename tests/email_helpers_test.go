@@ -40,6 +40,8 @@ type emailStackOptions struct {
 	access map[string]string
 	// extra is merged into the gateway config (other sections).
 	extra map[string]any
+	// lmtp makes the listener speak LMTP and Postfix use lmtp: to it.
+	lmtp bool
 }
 
 // emailStack is Prosody, Dovecot, Postfix and the gateway.
@@ -74,8 +76,12 @@ func newEmailStack(t *testing.T, opts emailStackOptions) *emailStack {
 		Access:    opts.access,
 	})
 	s.dovecot = testbed.StartDovecot(t, testbed.DovecotOptions{Users: s.dovecotU, RelayAddr: s.postfix.Addr()})
+	hop := "smtp"
+	if opts.lmtp {
+		hop = "lmtp"
+	}
 	s.postfix.SetTransport(map[string]string{
-		mailDomain: "smtp:[127.0.0.1]:" + port(s.listen),
+		mailDomain: hop + ":[127.0.0.1]:" + port(s.listen),
 		outsideDom: "lmtp:[127.0.0.1]:" + port(s.dovecot.LMTPAddr()),
 	})
 	email := map[string]any{
@@ -91,6 +97,7 @@ func newEmailStack(t *testing.T, opts emailStackOptions) *emailStack {
 		"authserv_id":        authservID,
 		"listen_per_ip":      5,
 		"spool_dir":          t.TempDir() + "/spool",
+		"lmtp":               opts.lmtp,
 	}
 	for k, v := range opts.email {
 		email[k] = v

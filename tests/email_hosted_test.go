@@ -69,3 +69,64 @@ func TestEmailHosted(t *testing.T) {
 		t.Errorf("unknown recipient: want 550 5.1.1, got %v", err)
 	}
 }
+
+// TestEmailLMTP: with lmtp = true, Postfix delivers to the listener over
+// LMTP (transport lmtp:), and a mail reaches the user; an unknown local
+// part is refused at RCPT.
+func TestEmailLMTP(t *testing.T) {
+	s := newEmailStack(t, emailStackOptions{lmtp: true})
+	alice := s.user("alice")
+	if r := registerMail(t, alice, nil); r.Type != "result" {
+		t.Fatalf("registration: %s", r.XML)
+	}
+	carol := "carol@" + outsideDom
+	s.mustSend(carol, "alice@"+mailDomain, mail(carol, "alice@"+mailDomain, "over LMTP", "lm1@example.test", "delivered over LMTP"))
+	alice.Expect(t, bodyContains("delivered over LMTP"), 20*time.Second)
+	if !strings.Contains(s.postfix.Log(), "lmtp") {
+		t.Errorf("Postfix did not use lmtp:\n%s", s.postfix.LogTail())
+	}
+}
+
+// TestEmailCommands: the admin assigns bob an address with
+// assign-address (a taken one is refused); alice changes her display name
+// with the configure command; jabber:iq:gateway turns an address into the
+// contact JID.
+func TestEmailCommands(t *testing.T) {
+	s := newEmailStack(t, emailStackOptions{})
+	alice := s.user("alice")
+	if r := registerMail(t, alice, nil); r.Type != "result" {
+		t.Fatalf("registration: %s", r.XML)
+	}
+	admin := s.user("admin")
+	_, done := command(t, admin, mailDomain, "assign-address", map[string][]string{"jid": {"bob@localhost"}, "address": {"alice"}})
+	if done.Type != "error" || done.ErrorCondition() != "conflict" {
+		t.Errorf("assigning a taken address: want conflict, got %s", done.XML)
+	}
+	_, done = command(t, admin, mailDomain, "assign-address", map[string][]string{"jid": {"bob@localhost"}, "address": {"robert"}})
+	if done.Type != "result" || !strings.Contains(done.XML, "robert@"+mailDomain) {
+		t.Fatalf("assign-address: %s", done.XML)
+	}
+	bob := s.user("bob")
+	carol := "carol@" + outsideDom
+	s.mustSend(carol, "robert@"+mailDomain, mail(carol, "robert@"+mailDomain, "hi", "c1@example.test", "to robert"))
+	bob.Expect(t, bodyContains("to robert"), 20*time.Second)
+
+	_, done = command(t, alice, mailDomain, "configure", map[string][]string{"name": {"Alice Configured"}})
+	if done.Type != "result" {
+		t.Fatalf("configure: %s", done.XML)
+	}
+	alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='c1'><body>named mail</body></message>`, mailJID(carol)))
+	got := s.waitMailbox(carol, "", 1, func(m string) bool { return strings.Contains(m, "named mail") }, 20*time.Second)[0]
+	if !strings.Contains(header(got, "From"), "Alice Configured") {
+		t.Errorf("From after configure: %q", header(got, "From"))
+	}
+
+	r := alice.IQ(t, `<iq type='set' to='`+mailDomain+`'><query xmlns='jabber:iq:gateway'><prompt>Dave &lt;dave@example.test&gt;</prompt></query></iq>`, wait)
+	if j := r.Text("{jabber:iq:gateway}query/{jabber:iq:gateway}jid"); j != mailJID("dave@"+outsideDom) {
+		t.Errorf("jabber:iq:gateway: got %q (%s)", j, r.XML)
+	}
+	st := alice.IQ(t, `<iq type='set' to='`+mailDomain+`'><command xmlns='http://jabber.org/protocol/commands' node='status' action='execute'/></iq>`, wait)
+	if !strings.Contains(st.XML, "alice@"+mailDomain) {
+		t.Errorf("status does not show the address: %s", st.XML)
+	}
+}

@@ -10,12 +10,19 @@ import (
 )
 
 // TestEmailKillInbound: 40 mails go through Postfix to alice; the gateway
-// is killed with -9 while it delivers them and started again. Every mail
+// is killed with -9 while it delivers them and started again, once with
+// the spool and once with the store's queue. Every mail
 // reaches alice; a mail seen twice (the crash window between the XMPP
 // server taking it and the store forgetting it) carries the same id both
 // times, so clients drop the copy; none is lost.
 func TestEmailKillInbound(t *testing.T) {
-	s := newEmailStack(t, emailStackOptions{})
+	t.Run("spool", func(t *testing.T) { killInbound(t, nil) })
+	// spool_dir empty: accepted mail waits in the store's queue.
+	t.Run("store", func(t *testing.T) { killInbound(t, map[string]any{"spool_dir": ""}) })
+}
+
+func killInbound(t *testing.T, email map[string]any) {
+	s := newEmailStack(t, emailStackOptions{email: email})
 	alice := s.user("alice")
 	if r := registerMail(t, alice, nil); r.Type != "result" {
 		t.Fatalf("registration: %s", r.XML)
