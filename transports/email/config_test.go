@@ -70,6 +70,7 @@ func TestVerdictFromAR(t *testing.T) {
 func TestListPostAddress(t *testing.T) {
 	for in, want := range map[string]string{
 		"<mailto:list@example.org>":              "list@example.org",
+		"list@example.org":                       "list@example.org",
 		"<mailto:list@example.org?subject=help>": "list@example.org",
 		"NO (posting not allowed)":               "",
 		"<mailto:bad address@x>":                 "",

@@ -691,11 +691,12 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 // ("<mailto:list@example.org>").
 func listPostAddress(s string) string {
 	s = strings.TrimSpace(s)
-	i := strings.Index(strings.ToLower(s), "mailto:")
-	if i < 0 {
+	// mailmsg gives the bare address; a raw header has <mailto:…>.
+	if i := strings.Index(strings.ToLower(s), "mailto:"); i >= 0 {
+		s = s[i+7:]
+	} else if strings.ContainsAny(s, "<>( ") {
 		return ""
 	}
-	s = s[i+7:]
 	if j := strings.IndexAny(s, ">?, "); j >= 0 {
 		s = s[:j]
 	}
