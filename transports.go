@@ -2,6 +2,7 @@ package main
 
 import (
 	"switchboard/bridge"
+	"switchboard/transports/email"
 	"switchboard/transports/irc"
 	"switchboard/transports/sms"
 )
@@ -11,5 +12,6 @@ import (
 // bridge.Plugin, and a line here.
 var plugins = []bridge.Plugin{
 	irc.Plugin,
+	email.Plugin,
 	sms.Plugin,
 }

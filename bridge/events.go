@@ -72,6 +72,11 @@ type SendMessage struct {
 	ReceiptRequested bool
 	Attachments      []Attachment
 	ChatState        ChatState
+	// Thread is the XMPP <thread> of the message (may be empty).
+	Thread string
+	// MessageSubject is the <subject> of a message that is not groupchat
+	// (a mail's subject); a groupchat subject is in Subject.
+	MessageSubject string
 }
 
 // PresenceType is the XMPP presence type ("" means available).
@@ -172,6 +177,10 @@ type Message struct {
 	// Reactions, when set, makes the message a XEP-0444 reaction to an
 	// earlier message (an iPhone tapback from SMS).
 	Reactions *Reactions
+	// Thread is rendered as <thread> (a mail conversation), when set.
+	Thread string
+	// Nick is the sender's display name, rendered as a XEP-0172 <nick>.
+	Nick string
 }
 
 // Reactions is a XEP-0444 reaction: the full set of emojis the sender

@@ -69,6 +69,12 @@ func parseMessage(s *stanza) (bridge.SendMessage, bool) {
 				if ev.Type == bridge.Groupchat && ev.Subject == nil {
 					subj := c.text
 					ev.Subject = &subj
+				} else if ev.Type != bridge.Groupchat && ev.MessageSubject == "" {
+					ev.MessageSubject = c.text
+				}
+			case "thread":
+				if ev.Thread == "" {
+					ev.Thread = c.text
 				}
 			}
 		case nsSID:

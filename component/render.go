@@ -276,6 +276,12 @@ func (l *Link) renderMessage(o *out, m *bridge.Message, opt msgOpts) error {
 	if m.Subject != nil {
 		b = textElem(b, "subject", "", *m.Subject)
 	}
+	if m.Thread != "" {
+		b = textElem(b, "thread", "", m.Thread)
+	}
+	if m.Nick != "" {
+		b = textElem(b, "nick", "http://jabber.org/protocol/nick", m.Nick)
+	}
 	if !opt.inner && !m.Time.IsZero() && (m.Delayed || opt.delayed || l.now().Sub(m.Time) > delayThreshold) {
 		b = append(b, "<delay xmlns='urn:xmpp:delay'"...)
 		if typ == bridge.Groupchat {

@@ -18,8 +18,6 @@ import (
 	"switchboard/tests/testbed"
 )
 
-const nsReceipts = "urn:xmpp:receipts"
-
 // floodRecord counts, per message id, what the sender was told: a
 // reflection (room), a receipt (private message) or an error.
 type floodRecord struct {

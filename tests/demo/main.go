@@ -56,6 +56,7 @@ func run(binPath string) int {
 	secret := rand.Text()
 	password := strings.ToLower(rand.Text()[:10])
 
+	email := startEmailDemo(tb, secret)
 	httpListen := ""
 	if p := portOr(8480); p != 0 {
 		httpListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
@@ -67,7 +68,7 @@ func run(binPath string) int {
 	prosody := testbed.StartProsody(tb, testbed.ProsodyOptions{
 		C2SPort:       portOr(5222),
 		ComponentPort: portOr(5347),
-		Components:    map[string]string{ircDomain: secret, smsDomain: smsSecret},
+		Components:    map[string]string{ircDomain: secret, smsDomain: smsSecret, mailDomain: secret},
 		LogLevel:      "info",
 	})
 	for _, user := range []string{"alice", "bob", "carol"} {
@@ -89,7 +90,7 @@ func run(binPath string) int {
 				{Name: "local", Address: ngircd.Addr()},
 			},
 		},
-		Extra: sms.extra(prosody.Domain),
+		Extra: mergeSections(sms.extra(prosody.Domain), email.extra()),
 	})
 	gateway := testbed.StartGatewayOutput(tb, binPath, config, os.Stdout)
 
@@ -123,6 +124,7 @@ Ctrl-C stops everything.
 		ngircd.Addr(), ircPort, config, gateway.HTTPAddr(), prosody.Dir, ngircd.Dir,
 		"nick%local@"+ircDomain, "local@"+ircDomain)
 	sms.started(tb)
+	email.registered(prosody, password)
 
 	select {
 	case <-ctx.Done():
@@ -146,4 +148,15 @@ func portOr(port int) int {
 	}
 	l.Close()
 	return port
+}
+
+// mergeSections joins the config sections each transport's demo adds.
+func mergeSections(parts ...map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, p := range parts {
+		for k, v := range p {
+			out[k] = v
+		}
+	}
+	return out
 }

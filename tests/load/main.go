@@ -69,8 +69,11 @@ func main() {
 	if len(os.Args) >= 2 && os.Args[1] == "sms" {
 		os.Exit(runSMS(os.Args[2:]))
 	}
+	if len(os.Args) >= 2 && os.Args[1] == "email" {
+		os.Exit(runEmail(os.Args[2:]))
+	}
 	if len(os.Args) < 2 || os.Args[1] != "irc" {
-		fmt.Fprintln(os.Stderr, "usage: go run ./tests/load irc|sms [flags]   (-h for flags)")
+		fmt.Fprintln(os.Stderr, "usage: go run ./tests/load irc|email|sms [flags]   (-h for flags)")
 		os.Exit(2)
 	}
 	fs := flag.NewFlagSet("load irc", flag.ExitOnError)

@@ -3,6 +3,7 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"maps"
@@ -406,7 +407,10 @@ func buildBinary(importPath string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	binDir := filepath.Join(os.TempDir(), fmt.Sprintf("switchboard-testbin-%d", os.Getuid()))
+	// One directory per checkout: worktrees of the same module on one
+	// machine must not run each other's binaries.
+	sum := sha256.Sum256([]byte(root))
+	binDir := filepath.Join(os.TempDir(), fmt.Sprintf("switchboard-testbin-%d-%x", os.Getuid(), sum[:4]))
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return "", fmt.Errorf("making %s: %w", binDir, err)
 	}
