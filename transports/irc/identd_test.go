@@ -67,7 +67,7 @@ func TestIdentdConfig(t *testing.T) {
 		cfg.IdentdListen = bad
 		cfg.SetDefaults()
 		errs := cfg.Validate()
-		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "irc.identd_listen: ") {
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "identd_listen: ") {
 			t.Errorf("%q: %v", bad, errs)
 		}
 	}
