@@ -50,4 +50,10 @@ func TestBatch(t *testing.T) {
 	if _, err := s.FindByRemoteID(ctx, "x", "t", "done", "zzz"); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
+	if ok, err := b.HasStanzaID(ctx, "x", "t", "done", "a"); !ok || err != nil {
+		t.Fatalf("HasStanzaID of a pair: %v %v", ok, err)
+	}
+	if ok, err := b.HasStanzaID(ctx, "x", "t", "done", "b"); ok || err != nil {
+		t.Fatalf("HasStanzaID of no pair: %v %v", ok, err)
+	}
 }

@@ -70,7 +70,7 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 			_ = t.st.Dequeue(ctx, it.ID, it.Lease)
 			continue
 		}
-		if _, err := t.st.FindByRemoteID(ctx, dedupUser, Name, peerDone, in.SID); err == nil {
+		if done, _ := t.seen(ctx, peerDone, in.SID); done {
 			_ = t.st.Dequeue(ctx, it.ID, it.Lease) // a second copy of a delivered text
 			continue
 		}
