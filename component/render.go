@@ -2,6 +2,7 @@ package component
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -165,41 +166,32 @@ func (l *Link) jidString(a mapping.Address) (string, jidStrings, error) {
 	return js.full, js, nil
 }
 
-// render turns an outbound event into stanzas.
+// render turns an outbound event into stanzas. Events come as values;
+// a pointer to one (they implement Outbound too) is rendered as its value.
 func (l *Link) render(o *out, ev bridge.Outbound) error {
+	if v := reflect.ValueOf(ev); v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		ev, _ = v.Elem().Interface().(bridge.Outbound)
+	}
 	switch e := ev.(type) {
 	case bridge.Message:
 		return l.renderMessage(o, &e, msgOpts{})
-	case *bridge.Message:
-		return l.renderMessage(o, e, msgOpts{})
 	case bridge.RoomJoined:
 		return l.renderRoomJoined(o, &e)
-	case *bridge.RoomJoined:
-		return l.renderRoomJoined(o, e)
 	case bridge.OccupantChanged:
 		return l.renderOccupantChanged(o, &e)
-	case *bridge.OccupantChanged:
-		return l.renderOccupantChanged(o, e)
 	case bridge.RoomSubject:
 		return l.renderRoomSubject(o, &e)
-	case *bridge.RoomSubject:
-		return l.renderRoomSubject(o, e)
 	case bridge.ContactPresence:
 		return l.renderContactPresence(o, &e)
-	case *bridge.ContactPresence:
-		return l.renderContactPresence(o, e)
 	case bridge.Receipt:
 		return l.renderReceipt(o, &e)
-	case *bridge.Receipt:
-		return l.renderReceipt(o, e)
 	case bridge.DeliveryError:
 		return l.renderDeliveryError(o, &e)
-	case *bridge.DeliveryError:
-		return l.renderDeliveryError(o, e)
 	case bridge.IQResult:
 		return l.renderIQResult(o, &e)
-	case *bridge.IQResult:
-		return l.renderIQResult(o, e)
 	case nil:
 		return nil
 	}

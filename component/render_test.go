@@ -1,6 +1,7 @@
 package component
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -381,5 +382,39 @@ func TestSanitize(t *testing.T) {
 		if got := Sanitize(tt.in); got != tt.clean {
 			t.Errorf("Sanitize(%q) = %q, want %q", tt.in, got, tt.clean)
 		}
+	}
+}
+
+// TestRenderPointerEvents: a pointer to an event renders as its value; a
+// nil pointer renders nothing.
+func TestRenderPointerEvents(t *testing.T) {
+	h := newHarness(t, LinkConfig{})
+	for _, ev := range []bridge.Outbound{
+		bridge.Message{To: alice, From: contact("bob"), ID: "p1", Body: "hi"},
+		bridge.Receipt{To: alice, From: contact("bob"), ID: "p2"},
+		bridge.DeliveryError{To: alice, From: contact("bob"), ID: "p3", Err: bridge.Errorf(bridge.ItemNotFound, "gone")},
+	} {
+		val, err := h.l.renderItem(ev)
+		if err != nil || len(val.b) == 0 {
+			t.Fatalf("%T: %v", ev, err)
+		}
+		var ptr outItem
+		switch e := ev.(type) {
+		case bridge.Message:
+			ptr, err = h.l.renderItem(&e)
+		case bridge.Receipt:
+			ptr, err = h.l.renderItem(&e)
+		case bridge.DeliveryError:
+			ptr, err = h.l.renderItem(&e)
+		}
+		fresh := regexp.MustCompile(`id='sb[0-9a-f]+-[0-9a-z]+'`) // a new id per rendering
+		same := func(b []byte) string { return fresh.ReplaceAllString(string(b), "id='fresh'") }
+		if err != nil || same(ptr.b) != same(val.b) || ptr.n != val.n {
+			t.Errorf("%T: pointer rendered %q, value %q (%v)", ev, ptr.b, val.b, err)
+		}
+	}
+	var nilMsg *bridge.Message
+	if it, err := h.l.renderItem(nilMsg); err != nil || len(it.b) != 0 {
+		t.Errorf("nil pointer: %q %v", it.b, err)
 	}
 }

@@ -416,37 +416,9 @@ func stripFormatting(s string) string {
 }
 
 // toXMPPText prepares IRC text for an XMPP body: formatting mapped to
-// XEP-0393 and characters XML 1.0 cannot carry removed.
+// XEP-0393, control characters dropped. Characters XML 1.0 cannot carry
+// otherwise (U+FFFE, invalid UTF-8) are the component's to remove: it
+// cleans every string it writes (component/xmlwrite.go).
 func toXMPPText(s string) string {
-	s = formatToStyling(s)
-	if utf8.ValidString(s) && !hasXMLInvalid(s) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if xmlChar(r) {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// hasXMLInvalid reports runes outside XML 1.0's Char production (control
-// characters are already gone; this catches U+FFFE, U+FFFF and surrogates,
-// which Go strings may hold as invalid UTF-8).
-func hasXMLInvalid(s string) bool {
-	for _, r := range s {
-		if !xmlChar(r) {
-			return true
-		}
-	}
-	return false
-}
-
-// xmlChar is XML 1.0's Char production.
-func xmlChar(r rune) bool {
-	return r == 0x09 || r == 0x0a || r == 0x0d ||
-		r >= 0x20 && r <= 0xd7ff ||
-		r >= 0xe000 && r <= 0xfffd ||
-		r >= 0x10000 && r <= 0x10ffff
+	return formatToStyling(s)
 }
