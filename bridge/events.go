@@ -72,6 +72,9 @@ type SendMessage struct {
 	ReceiptRequested bool
 	Attachments      []Attachment
 	ChatState        ChatState
+	// Reactions is a XEP-0444 reaction to an earlier message (nil when
+	// the message carries none).
+	Reactions *Reactions
 }
 
 // PresenceType is the XMPP presence type ("" means available).

@@ -96,6 +96,36 @@ func TestSMS(t *testing.T) {
 		alice.Expect(t, receiptFor("out1"), wait)
 	})
 
+	t.Run("tapback and reactions", func(t *testing.T) {
+		// A tapback quoting alice's text becomes a reaction to it.
+		s.inbound(t, twilio.Inbound{To: aliceNum, Body: "Liked “hi from alice”"})
+		r := alice.Expect(t, func(st testbed.Stanza) bool {
+			return st.From == smsJID(remoteNum) && st.Find("{urn:xmpp:reactions:0}reactions") != nil
+		}, wait)
+		if r.Find("{urn:xmpp:reactions:0}reactions").AttrValue("id") != "out1" || r.Text("{urn:xmpp:reactions:0}reactions/{urn:xmpp:reactions:0}reaction") != "👍" {
+			t.Errorf("tapback: %s", r.XML)
+		}
+		// alice's reaction is refused until she turns it on, then texted.
+		_, _, sid := s.inbound(t, twilio.Inbound{To: aliceNum, Body: "react to me"})
+		alice.Expect(t, textFrom(remoteNum, "react to me"), wait)
+		react := `<message type='chat' to='` + smsJID(remoteNum) + `' id='%s'><reactions xmlns='urn:xmpp:reactions:0' id='sms-` + sid + `'><reaction>👍</reaction></reactions></message>`
+		alice.SendRaw(fmt.Sprintf(react, "re1"))
+		if e := alice.Expect(t, errorOn("re1"), wait); e.ErrorCondition() != "feature-not-implemented" {
+			t.Errorf("a reaction with texting off: %s", e.XML)
+		}
+		res := alice.IQ(t, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'>%s</query></iq>`, smsDomain,
+			submitForm("jabber:iq:register", map[string][]string{"reactions": {"1"}})), wait)
+		if res.Type != "result" {
+			t.Fatalf("turning reactions on: %s", res.XML)
+		}
+		before := len(s.tw.MessagesTo(remoteNum))
+		alice.SendRaw(fmt.Sprintf(react, "re2"))
+		ms := s.waitCreates(t, remoteNum, before+1)
+		if got := ms[len(ms)-1].Body; got != "👍 to “react to me”" {
+			t.Errorf("reaction texted as %q", got)
+		}
+	})
+
 	t.Run("national number typed", func(t *testing.T) {
 		r := alice.IQ(t, `<iq type='set' to='`+smsDomain+`'><query xmlns='jabber:iq:gateway'><prompt>(202) 555-0199</prompt></query></iq>`, wait)
 		if r.Type != "result" || r.Text("{jabber:iq:gateway}query/{jabber:iq:gateway}jid") != smsJID("+12025550199") {
