@@ -126,6 +126,54 @@ func TestSMS(t *testing.T) {
 		}
 	})
 
+	t.Run("json webhook", func(t *testing.T) {
+		sid := twilio.NewSID("SM")
+		body := fmt.Sprintf(`{"MessageSid":%q,"AccountSid":%q,"From":%q,"To":%q,"Body":"json body","NumMedia":"0"}`, sid, smsAccount, remoteNum, aliceNum)
+		resp, err := twilio.PostSignedJSON(t.Context(), http.DefaultClient, smsToken, s.gw.URL("/sms/incoming"), s.public+"/sms/incoming", []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("JSON webhook answered %d", resp.StatusCode)
+		}
+		if m := alice.Expect(t, textFrom(remoteNum, "json body"), wait); m.ID != "sms-"+sid {
+			t.Errorf("id %q", m.ID)
+		}
+		// The same body with another signature is refused.
+		resp, err = twilio.PostSignedJSON(t.Context(), http.DefaultClient, "ffffffffffffffffffffffffffffffff", s.gw.URL("/sms/incoming"), s.public+"/sms/incoming", []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("a JSON webhook signed with another token answered %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("ask before long texts", func(t *testing.T) {
+		res := alice.IQ(t, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'>%s</query></iq>`, smsDomain,
+			submitForm("jabber:iq:register", map[string][]string{"segments": {"ask"}, "ask_above": {"1"}, "reactions": {"1"}})), wait)
+		if res.Type != "result" {
+			t.Fatalf("setting ask: %s", res.XML)
+		}
+		to := "+12025550165"
+		sendText(alice, smsJID(to), "long1", strings.Repeat("z", 200), "")
+		n := alice.Expect(t, func(st testbed.Stanza) bool { return st.From == smsJID(to) && strings.Contains(st.Body(), "2 segments") }, wait)
+		t.Logf("asked: %s", n.Body())
+		if c := s.tw.Creates(to); c != 0 {
+			t.Fatalf("sent before the user said yes")
+		}
+		sendText(alice, smsJID(to), "yes1", "yes", "")
+		ms := s.waitCreates(t, to, 1)
+		if ms[0].Body != strings.Repeat("z", 200) {
+			t.Errorf("sent %q", ms[0].Body)
+		}
+		alice.Expect(t, receiptFor("long1"), wait)
+		alice.IQ(t, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'>%s</query></iq>`, smsDomain,
+			submitForm("jabber:iq:register", map[string][]string{"segments": {"silent"}, "reactions": {"1"}})), wait)
+	})
+
 	t.Run("national number typed", func(t *testing.T) {
 		r := alice.IQ(t, `<iq type='set' to='`+smsDomain+`'><query xmlns='jabber:iq:gateway'><prompt>(202) 555-0199</prompt></query></iq>`, wait)
 		if r.Type != "result" || r.Text("{jabber:iq:gateway}query/{jabber:iq:gateway}jid") != smsJID("+12025550199") {
