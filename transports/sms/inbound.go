@@ -117,9 +117,17 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 		delivered = append(delivered, it)
 		sids = append(sids, in.SID)
 	}
+	// The team inbox deliveries run on the members' goroutines; a member
+	// whose session ends first never runs them, so the wait is bounded and
+	// the batch is then left to come back after its lease.
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
 	for _, w := range waits {
 		select {
 		case <-w:
+		case <-timeout.C:
+			t.log.Warn("team inbox deliveries did not run in time; the texts stay stored and go out again", "count", len(delivered))
+			return 0
 		case <-ctx.Done():
 			return 0
 		}
