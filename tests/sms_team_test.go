@@ -141,6 +141,15 @@ func TestSMSNumbers(t *testing.T) {
 	if r.Type != "error" {
 		t.Errorf("a taken pool number was given again: %s", r.XML)
 	}
+	// The configure command: tell the segment count after sending.
+	if _, done := command(t, dave, smsDomain, "configure", map[string][]string{"segments": {"tell"}}); done.Type != "result" {
+		t.Fatalf("configure: %s", done.XML)
+	}
+	sendText(dave, smsJID(remoteNum), "d3", "ж", "")
+	n := dave.Expect(t, func(st testbed.Stanza) bool { return st.From == smsJID(remoteNum) && strings.Contains(st.Body(), "segment") }, wait)
+	if !strings.Contains(n.Body(), "UCS-2") {
+		t.Errorf("segment notice: %s", n.XML)
+	}
 	_, done = command(t, admin, smsDomain, "unassign-number", map[string][]string{"user": {"dave@localhost"}})
 	if done.Type != "result" {
 		t.Fatalf("unassign: %s", done.XML)
