@@ -146,7 +146,9 @@ func TestSMSNumbers(t *testing.T) {
 		t.Fatalf("configure: %s", done.XML)
 	}
 	sendText(dave, smsJID(remoteNum), "d3", "ж", "")
-	n := dave.Expect(t, func(st testbed.Stanza) bool { return st.From == smsJID(remoteNum) && strings.Contains(st.Body(), "segment") }, wait)
+	n := dave.Expect(t, func(st testbed.Stanza) bool {
+		return st.From == smsJID(remoteNum) && strings.Contains(st.Body(), "segment")
+	}, wait)
 	if !strings.Contains(n.Body(), "UCS-2") {
 		t.Errorf("segment notice: %s", n.XML)
 	}

@@ -159,7 +159,9 @@ func TestSMS(t *testing.T) {
 		}
 		to := "+12025550165"
 		sendText(alice, smsJID(to), "long1", strings.Repeat("z", 200), "")
-		n := alice.Expect(t, func(st testbed.Stanza) bool { return st.From == smsJID(to) && strings.Contains(st.Body(), "2 segments") }, wait)
+		n := alice.Expect(t, func(st testbed.Stanza) bool {
+			return st.From == smsJID(to) && strings.Contains(st.Body(), "2 segments")
+		}, wait)
 		t.Logf("asked: %s", n.Body())
 		if c := s.tw.Creates(to); c != 0 {
 			t.Fatalf("sent before the user said yes")
