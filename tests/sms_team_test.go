@@ -18,6 +18,16 @@ func TestSMSTeamInbox(t *testing.T) {
 	s := newSMSStack(t, smsOptions{})
 	bob, carol := s.user(t, "bob"), s.user(t, "carol")
 	room := salesRoom(remoteNum)
+	// Before joining, a text reaches the members as a message from the room.
+	s.inbound(t, twilio.Inbound{To: salesNum, Body: "anyone there?"})
+	for _, c := range []*testbed.XMPPClient{bob, carol} {
+		m := c.Expect(t, func(st testbed.Stanza) bool {
+			return st.Name == "message" && st.From == room && strings.Contains(st.Body(), "anyone there?")
+		}, wait)
+		if m.Type != "normal" {
+			t.Errorf("a text to a member not in the room: %s", m.XML)
+		}
+	}
 	joinRoom(t, bob, room, "bob", "")
 	joinRoom(t, carol, room, "carol", "")
 
@@ -55,7 +65,7 @@ func TestSMSTeamInbox(t *testing.T) {
 		t.Fatalf("MAM: %s", fin.XML)
 	}
 	got := strings.Join(mamBodies(msgs), "|")
-	if got != "is the shop open?|yes, until 6" {
+	if got != "anyone there?|is the shop open?|yes, until 6" {
 		t.Errorf("MAM bodies %q", got)
 	}
 
