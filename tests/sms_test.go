@@ -279,6 +279,15 @@ func TestSMS(t *testing.T) {
 		}
 	})
 
+	t.Run("mms with media gone", func(t *testing.T) {
+		gone := s.tw.URL + "/2010-04-01/Accounts/" + smsAccount + "/Messages/MM00/Media/MEgone"
+		_, _, sid := s.inbound(t, twilio.Inbound{To: aliceNum, Body: "media gone", Media: []twilio.InboundMedia{{URL: gone, ContentType: "image/jpeg"}}})
+		m := alice.Expect(t, byID("sms-"+sid), 40*time.Second)
+		if !strings.HasPrefix(m.Body(), "media gone") || !strings.Contains(m.Body(), "could not be fetched") {
+			t.Errorf("a text whose medium is gone: %s", m.XML)
+		}
+	})
+
 	t.Run("mms outbound", func(t *testing.T) {
 		to := "+12025550160"
 		u := "https://files.example.org/cat.jpg"
