@@ -91,6 +91,7 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 			}
 			continue
 		}
+		failed := false
 		n := t.nums.lookup(in.To)
 		if n == nil {
 			t.mUnrouted.Inc()
@@ -116,11 +117,15 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 					for _, m := range msgs {
 						m.To = oj
 						if err := t.gw.Emit(ctx, Name, m); err != nil {
-							t.log.Warn("an inbound text could not be queued for XMPP", "sid", in.SID, "err", err)
+							t.log.Warn("an inbound text could not be queued for XMPP; it stays stored", "sid", in.SID, "err", err)
+							failed = true
 						}
 					}
 				}
 			}
+		}
+		if failed {
+			continue // comes back after the lease, with the same id
 		}
 		delivered = append(delivered, it)
 		sids = append(sids, in.SID)
