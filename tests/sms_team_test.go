@@ -196,3 +196,22 @@ func TestSMSOfflineAndBlock(t *testing.T) {
 	alice.Expect(t, textFrom(remoteNum, "not blocked"), wait)
 	alice.ExpectNone(t, textFrom(blocked, "spam"), time.Second)
 }
+
+// TestSMSMessagingService: with messaging_service_sid the text goes out
+// through the Messaging Service (no From), and its receipt still arrives.
+func TestSMSMessagingService(t *testing.T) {
+	const msid = "MG0123456789abcdef0123456789abcdef"
+	s := newSMSStack(t, smsOptions{sms: map[string]any{"messaging_service_sid": msid}})
+	alice := s.user(t, "alice")
+	sendText(alice, smsJID(remoteNum), "ms1", "via the service", "")
+	ms := s.waitCreates(t, remoteNum, 1)
+	if ms[0].MessagingServiceSID != msid {
+		t.Errorf("created %+v, want MessagingServiceSid %s", ms[0], msid)
+	}
+	for _, c := range s.tw.Calls() {
+		if c.Form.Get("To") == remoteNum && c.Form.Get("From") != "" {
+			t.Errorf("From was sent with a Messaging Service: %v", c.Form)
+		}
+	}
+	alice.Expect(t, receiptFor("ms1"), wait)
+}
