@@ -77,6 +77,9 @@ type SendMessage struct {
 	// MessageSubject is the <subject> of a message that is not groupchat
 	// (a mail's subject); a groupchat subject is in Subject.
 	MessageSubject string
+	// Reactions is a XEP-0444 reaction to an earlier message (nil when
+	// the message carries none).
+	Reactions *Reactions
 }
 
 // PresenceType is the XMPP presence type ("" means available).

@@ -117,6 +117,16 @@ func parseMessage(s *stanza) (bridge.SendMessage, bool) {
 					fallbackWhole = true
 				}
 			}
+		case nsReactions:
+			if c.local == "reactions" && c.attrValue("id") != "" && ev.Reactions == nil {
+				r := &bridge.Reactions{ID: c.attrValue("id")}
+				for j := c.firstChild; j >= 0; j = t.nodes[j].next {
+					if e := &t.nodes[j]; e.space == nsReactions && e.local == "reaction" && e.text != "" && len(r.Emojis) < 20 {
+						r.Emojis = append(r.Emojis, e.text)
+					}
+				}
+				ev.Reactions = r
+			}
 		case nsOOB:
 			if c.local == "x" {
 				url, _ := t.childText(c, nsOOB, "url")
@@ -142,7 +152,7 @@ func parseMessage(s *stanza) (bridge.SendMessage, bool) {
 		ev.Action = true
 		ev.Body = after
 	}
-	if ev.Body == "" && !ev.Action && ev.Subject == nil && ev.ChatState == "" && len(ev.Attachments) == 0 {
+	if ev.Body == "" && !ev.Action && ev.Subject == nil && ev.ChatState == "" && len(ev.Attachments) == 0 && ev.Reactions == nil {
 		return ev, false
 	}
 	return ev, true

@@ -37,6 +37,7 @@ const (
 	nsDelay      = "urn:xmpp:delay"
 	nsSID        = "urn:xmpp:sid:0"
 	nsReceipts   = "urn:xmpp:receipts"
+	nsReactions  = "urn:xmpp:reactions:0"
 	nsCorrect    = "urn:xmpp:message-correct:0"
 	nsReply      = "urn:xmpp:reply:0"
 	nsFallback   = "urn:xmpp:fallback:0"

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -22,6 +23,25 @@ type Batcher interface {
 	// transaction. It returns the ids of the items it did not remove
 	// because their lease was lost or they were gone.
 	DequeueBatch(ctx context.Context, items []QueueItem, pairs []MessageID) (notRemoved []int64, err error)
+	// HasStanzaID reports whether a pair with that stanza id exists: an
+	// exact lookup on the unique index, for deduplication on a hot path
+	// (FindByStanzaID's "newest first" order can make SQLite walk the
+	// index on created instead).
+	HasStanzaID(ctx context.Context, user, transport, peer, stanzaID string) (bool, error)
+}
+
+// HasStanzaID implements Batcher.
+func (s *sqlStore) HasStanzaID(ctx context.Context, user, transport, peer, stanzaID string) (bool, error) {
+	var one int
+	err := s.b.reader().queryRow(ctx, `SELECT 1 FROM message_ids WHERE user_jid = ? AND transport = ? AND peer = ? AND stanza_id = ? LIMIT 1`,
+		user, transport, peer, stanzaID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: has message id %s/%s %s: %w", user, transport, peer, err)
+	}
+	return true, nil
 }
 
 var _ Batcher = (*sqlStore)(nil)

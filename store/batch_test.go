@@ -6,11 +6,22 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"switchboard/tests/testbed"
 )
 
 func TestBatch(t *testing.T) {
+	testBatch(t, "sqlite", filepath.Join(t.TempDir(), "b.db"))
+}
+
+func TestBatchPostgres(t *testing.T) {
+	server := testbed.StartPostgres(t)
+	testBatch(t, "postgres", testbed.NewPostgresDatabase(t, server))
+}
+
+func testBatch(t *testing.T, driver, dsn string) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite", filepath.Join(t.TempDir(), "b.db"), make([]byte, KeySize))
+	s, err := Open(ctx, driver, dsn, make([]byte, KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,5 +60,11 @@ func TestBatch(t *testing.T) {
 	}
 	if _, err := s.FindByRemoteID(ctx, "x", "t", "done", "zzz"); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
+	}
+	if ok, err := b.HasStanzaID(ctx, "x", "t", "done", "a"); !ok || err != nil {
+		t.Fatalf("HasStanzaID of a pair: %v %v", ok, err)
+	}
+	if ok, err := b.HasStanzaID(ctx, "x", "t", "done", "b"); ok || err != nil {
+		t.Fatalf("HasStanzaID of no pair: %v %v", ok, err)
 	}
 }

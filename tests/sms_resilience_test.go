@@ -66,6 +66,9 @@ func TestSMSKillOutbound(t *testing.T) {
 	alice := s.user(t, "alice")
 
 	to := "+12025550170"
+	// Callbacks are held, so the retry can learn the SID only from the
+	// list API (a "sent" callback carrying it would do too).
+	s.tw.HoldCallbacks()
 	s.tw.StallCreates()
 	sendText(alice, smsJID(to), "k1", "sent once", "")
 	s.waitCreates(t, to, 1)
@@ -90,6 +93,9 @@ func TestSMSKillOutbound(t *testing.T) {
 	if n := s.tw.Creates(to); n != 1 {
 		t.Fatalf("%d creates to %s after the crash, want 1 (not sent twice); calls: %s", n, to, s.callLog())
 	}
+	s.tw.ReleaseCallbacks(false, false)
+	alice.Expect(t, receiptFor("k1"), wait)
+	alice.ExpectNone(t, receiptFor("k1"), time.Second)
 
 	// A burst cut by -9: every text is created exactly once in the end.
 	to = "+12025550171"

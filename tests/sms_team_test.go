@@ -18,6 +18,16 @@ func TestSMSTeamInbox(t *testing.T) {
 	s := newSMSStack(t, smsOptions{})
 	bob, carol := s.user(t, "bob"), s.user(t, "carol")
 	room := salesRoom(remoteNum)
+	// Before joining, a text reaches the members as a message from the room.
+	s.inbound(t, twilio.Inbound{To: salesNum, Body: "anyone there?"})
+	for _, c := range []*testbed.XMPPClient{bob, carol} {
+		m := c.Expect(t, func(st testbed.Stanza) bool {
+			return st.Name == "message" && st.From == room && strings.Contains(st.Body(), "anyone there?")
+		}, wait)
+		if m.Type != "normal" {
+			t.Errorf("a text to a member not in the room: %s", m.XML)
+		}
+	}
 	joinRoom(t, bob, room, "bob", "")
 	joinRoom(t, carol, room, "carol", "")
 
@@ -55,7 +65,7 @@ func TestSMSTeamInbox(t *testing.T) {
 		t.Fatalf("MAM: %s", fin.XML)
 	}
 	got := strings.Join(mamBodies(msgs), "|")
-	if got != "is the shop open?|yes, until 6" {
+	if got != "anyone there?|is the shop open?|yes, until 6" {
 		t.Errorf("MAM bodies %q", got)
 	}
 
@@ -141,6 +151,17 @@ func TestSMSNumbers(t *testing.T) {
 	if r.Type != "error" {
 		t.Errorf("a taken pool number was given again: %s", r.XML)
 	}
+	// The configure command: tell the segment count after sending.
+	if _, done := command(t, dave, smsDomain, "configure", map[string][]string{"segments": {"tell"}}); done.Type != "result" {
+		t.Fatalf("configure: %s", done.XML)
+	}
+	sendText(dave, smsJID(remoteNum), "d3", "ж", "")
+	n := dave.Expect(t, func(st testbed.Stanza) bool {
+		return st.From == smsJID(remoteNum) && strings.Contains(st.Body(), "segment")
+	}, wait)
+	if !strings.Contains(n.Body(), "UCS-2") {
+		t.Errorf("segment notice: %s", n.XML)
+	}
 	_, done = command(t, admin, smsDomain, "unassign-number", map[string][]string{"user": {"dave@localhost"}})
 	if done.Type != "result" {
 		t.Fatalf("unassign: %s", done.XML)
@@ -174,4 +195,23 @@ func TestSMSOfflineAndBlock(t *testing.T) {
 	s.inbound(t, twilio.Inbound{To: aliceNum, Body: "not blocked"})
 	alice.Expect(t, textFrom(remoteNum, "not blocked"), wait)
 	alice.ExpectNone(t, textFrom(blocked, "spam"), time.Second)
+}
+
+// TestSMSMessagingService: with messaging_service_sid the text goes out
+// through the Messaging Service (no From), and its receipt still arrives.
+func TestSMSMessagingService(t *testing.T) {
+	const msid = "MG0123456789abcdef0123456789abcdef"
+	s := newSMSStack(t, smsOptions{sms: map[string]any{"messaging_service_sid": msid}})
+	alice := s.user(t, "alice")
+	sendText(alice, smsJID(remoteNum), "ms1", "via the service", "")
+	ms := s.waitCreates(t, remoteNum, 1)
+	if ms[0].MessagingServiceSID != msid {
+		t.Errorf("created %+v, want MessagingServiceSid %s", ms[0], msid)
+	}
+	for _, c := range s.tw.Calls() {
+		if c.Form.Get("To") == remoteNum && c.Form.Get("From") != "" {
+			t.Errorf("From was sent with a Messaging Service: %v", c.Form)
+		}
+	}
+	alice.Expect(t, receiptFor("ms1"), wait)
 }

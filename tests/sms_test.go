@@ -96,6 +96,86 @@ func TestSMS(t *testing.T) {
 		alice.Expect(t, receiptFor("out1"), wait)
 	})
 
+	t.Run("tapback and reactions", func(t *testing.T) {
+		// A tapback quoting alice's text becomes a reaction to it.
+		s.inbound(t, twilio.Inbound{To: aliceNum, Body: "Liked “hi from alice”"})
+		r := alice.Expect(t, func(st testbed.Stanza) bool {
+			return st.From == smsJID(remoteNum) && st.Find("{urn:xmpp:reactions:0}reactions") != nil
+		}, wait)
+		if r.Find("{urn:xmpp:reactions:0}reactions").AttrValue("id") != "out1" || r.Text("{urn:xmpp:reactions:0}reactions/{urn:xmpp:reactions:0}reaction") != "👍" {
+			t.Errorf("tapback: %s", r.XML)
+		}
+		// alice's reaction is refused until she turns it on, then texted.
+		_, _, sid := s.inbound(t, twilio.Inbound{To: aliceNum, Body: "react to me"})
+		alice.Expect(t, textFrom(remoteNum, "react to me"), wait)
+		react := `<message type='chat' to='` + smsJID(remoteNum) + `' id='%s'><reactions xmlns='urn:xmpp:reactions:0' id='sms-` + sid + `'><reaction>👍</reaction></reactions></message>`
+		alice.SendRaw(fmt.Sprintf(react, "re1"))
+		if e := alice.Expect(t, errorOn("re1"), wait); e.ErrorCondition() != "feature-not-implemented" {
+			t.Errorf("a reaction with texting off: %s", e.XML)
+		}
+		res := alice.IQ(t, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'>%s</query></iq>`, smsDomain,
+			submitForm("jabber:iq:register", map[string][]string{"reactions": {"1"}})), wait)
+		if res.Type != "result" {
+			t.Fatalf("turning reactions on: %s", res.XML)
+		}
+		before := len(s.tw.MessagesTo(remoteNum))
+		alice.SendRaw(fmt.Sprintf(react, "re2"))
+		ms := s.waitCreates(t, remoteNum, before+1)
+		if got := ms[len(ms)-1].Body; got != "👍 to “react to me”" {
+			t.Errorf("reaction texted as %q", got)
+		}
+	})
+
+	t.Run("json webhook", func(t *testing.T) {
+		sid := twilio.NewSID("SM")
+		body := fmt.Sprintf(`{"MessageSid":%q,"AccountSid":%q,"From":%q,"To":%q,"Body":"json body","NumMedia":"0"}`, sid, smsAccount, remoteNum, aliceNum)
+		resp, err := twilio.PostSignedJSON(t.Context(), http.DefaultClient, smsToken, s.gw.URL("/sms/incoming"), s.public+"/sms/incoming", []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("JSON webhook answered %d", resp.StatusCode)
+		}
+		if m := alice.Expect(t, textFrom(remoteNum, "json body"), wait); m.ID != "sms-"+sid {
+			t.Errorf("id %q", m.ID)
+		}
+		// The same body with another signature is refused.
+		resp, err = twilio.PostSignedJSON(t.Context(), http.DefaultClient, "ffffffffffffffffffffffffffffffff", s.gw.URL("/sms/incoming"), s.public+"/sms/incoming", []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("a JSON webhook signed with another token answered %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("ask before long texts", func(t *testing.T) {
+		res := alice.IQ(t, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'>%s</query></iq>`, smsDomain,
+			submitForm("jabber:iq:register", map[string][]string{"segments": {"ask"}, "ask_above": {"1"}, "reactions": {"1"}})), wait)
+		if res.Type != "result" {
+			t.Fatalf("setting ask: %s", res.XML)
+		}
+		to := "+12025550165"
+		sendText(alice, smsJID(to), "long1", strings.Repeat("z", 200), "")
+		n := alice.Expect(t, func(st testbed.Stanza) bool {
+			return st.From == smsJID(to) && strings.Contains(st.Body(), "2 segments")
+		}, wait)
+		t.Logf("asked: %s", n.Body())
+		if c := s.tw.Creates(to); c != 0 {
+			t.Fatalf("sent before the user said yes")
+		}
+		sendText(alice, smsJID(to), "yes1", "yes", "")
+		ms := s.waitCreates(t, to, 1)
+		if ms[0].Body != strings.Repeat("z", 200) {
+			t.Errorf("sent %q", ms[0].Body)
+		}
+		alice.Expect(t, receiptFor("long1"), wait)
+		alice.IQ(t, fmt.Sprintf(`<iq type='set' to='%s'><query xmlns='jabber:iq:register'>%s</query></iq>`, smsDomain,
+			submitForm("jabber:iq:register", map[string][]string{"segments": {"silent"}, "reactions": {"1"}})), wait)
+	})
+
 	t.Run("national number typed", func(t *testing.T) {
 		r := alice.IQ(t, `<iq type='set' to='`+smsDomain+`'><query xmlns='jabber:iq:gateway'><prompt>(202) 555-0199</prompt></query></iq>`, wait)
 		if r.Type != "result" || r.Text("{jabber:iq:gateway}query/{jabber:iq:gateway}jid") != smsJID("+12025550199") {
@@ -196,6 +276,15 @@ func TestSMS(t *testing.T) {
 			if code != 200 || body != want {
 				t.Errorf("medium %d at %s: %d %q", i, oob, code, body)
 			}
+		}
+	})
+
+	t.Run("mms with media gone", func(t *testing.T) {
+		gone := s.tw.URL + "/2010-04-01/Accounts/" + smsAccount + "/Messages/MM00/Media/MEgone"
+		_, _, sid := s.inbound(t, twilio.Inbound{To: aliceNum, Body: "media gone", Media: []twilio.InboundMedia{{URL: gone, ContentType: "image/jpeg"}}})
+		m := alice.Expect(t, byID("sms-"+sid), 40*time.Second)
+		if !strings.HasPrefix(m.Body(), "media gone") || !strings.Contains(m.Body(), "could not be fetched") {
+			t.Errorf("a text whose medium is gone: %s", m.XML)
 		}
 	})
 

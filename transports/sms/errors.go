@@ -41,6 +41,8 @@ var deliveryErrors = map[int]struct {
 	30006: {bridge.NotAcceptable, "%s is a landline or its carrier is unreachable (error 30006). The text was not delivered."},
 	30007: {bridge.PolicyViolation, "The carrier of %s filtered the text as spam (error 30007). It was not delivered."},
 	30008: {bridge.UndefinedCondition, "The text to %s was not delivered for an unknown reason (error 30008)."},
+	30019: {bridge.NotAcceptable, "The attachments of the text to %s are larger than the carrier accepts (error 30019)."},
+	11751: {bridge.NotAcceptable, "The attachments of the text to %s are larger than Twilio accepts (5 MB; error 11751)."},
 	30034: {bridge.PolicyViolation, "The text to %s was blocked because the sending number is not registered for A2P 10DLC (error 30034)."},
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,11 @@ import (
 // again, with the same stanza ids (derived from the MessageSid), so at
 // most the batch in flight at the crash can arrive twice, recognisably.
 const inBatch = 256
+
+// mediaAttempts is how many failed attempts at an inbound text's media
+// are made (1 + 2 + 4 + 8 s of backoff) before the text goes out without
+// them, with a note.
+const mediaAttempts = 4
 
 func (t *Transport) deliverLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
@@ -70,11 +76,13 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 			_ = t.st.Dequeue(ctx, it.ID, it.Lease)
 			continue
 		}
-		if _, err := t.st.FindByRemoteID(ctx, dedupUser, Name, peerDone, in.SID); err == nil {
+		if done, _ := t.seen(ctx, peerDone, in.SID); done {
 			_ = t.st.Dequeue(ctx, it.ID, it.Lease) // a second copy of a delivered text
 			continue
 		}
-		msgs, err := t.inboundMessages(ctx, in)
+		// After a few failed attempts at its media (gone, or the media host
+		// down for minutes) the text goes out with a note instead.
+		msgs, err := t.inboundMessages(ctx, in, it.Attempts >= mediaAttempts)
 		if err != nil {
 			next := time.Now().Add(backoff(it.Attempts))
 			t.log.Warn("the media of an inbound text could not be fetched; trying again later", "sid", in.SID, "err", err, "next", next)
@@ -83,6 +91,7 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 			}
 			continue
 		}
+		failed := false
 		n := t.nums.lookup(in.To)
 		if n == nil {
 			t.mUnrouted.Inc()
@@ -108,18 +117,30 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 					for _, m := range msgs {
 						m.To = oj
 						if err := t.gw.Emit(ctx, Name, m); err != nil {
-							t.log.Warn("an inbound text could not be queued for XMPP", "sid", in.SID, "err", err)
+							t.log.Warn("an inbound text could not be queued for XMPP; it stays stored", "sid", in.SID, "err", err)
+							failed = true
 						}
 					}
 				}
 			}
 		}
+		if failed {
+			continue // comes back after the lease, with the same id
+		}
 		delivered = append(delivered, it)
 		sids = append(sids, in.SID)
 	}
+	// The team inbox deliveries run on the members' goroutines; a member
+	// whose session ends first never runs them, so the wait is bounded and
+	// the batch is then left to come back after its lease.
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
 	for _, w := range waits {
 		select {
 		case <-w:
+		case <-timeout.C:
+			t.log.Warn("team inbox deliveries did not run in time; the texts stay stored and go out again", "count", len(delivered))
+			return 0
 		case <-ctx.Done():
 			return 0
 		}
@@ -170,7 +191,7 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 // inboundMessages builds the XMPP messages of one text (To is set by the
 // caller): the text with the first medium, then one message per further
 // medium. Media are fetched and stored by the attachment service.
-func (t *Transport) inboundMessages(ctx context.Context, in inboundText) ([]bridge.Message, error) {
+func (t *Transport) inboundMessages(ctx context.Context, in inboundText, noteFailures bool) ([]bridge.Message, error) {
 	from, err := t.codec.Number(in.From)
 	if err != nil {
 		return nil, err
@@ -179,7 +200,10 @@ func (t *Transport) inboundMessages(ctx context.Context, in inboundText) ([]brid
 	body := in.Body
 	for i, m := range in.Media {
 		a, err := t.fetchMedium(ctx, in, i, m)
-		if err != nil {
+		if err != nil && noteFailures {
+			t.log.Warn("an inbound medium could not be fetched; the text goes out without it", "sid", in.SID, "err", err)
+			a = bridge.Attachment{Desc: fmt.Sprintf("(an attachment of type %s could not be fetched from Twilio)", m.Type)}
+		} else if err != nil {
 			return nil, err
 		}
 		if a.URL == "" { // too large: said in words

@@ -131,7 +131,19 @@ func (t *Transport) deliverTeam(ctx context.Context, n *number, member jid.JID, 
 		if !ok {
 			return
 		}
+		joined := s.rooms[mapping.PeerKey(room)] != nil
 		for i, m := range msgs {
+			if !joined {
+				// Not in the room: a normal message from the room (kept by
+				// the server's offline storage), so the text is not missed;
+				// joining shows it in the history.
+				m.To = u.JID()
+				m.From = room
+				m.Type = bridge.Normal
+				m.Body = "Text from " + in.From + " to " + n.inbox + ": " + m.Body + "\n(Join " + n.inbox + "'s room for " + in.From + " to answer.)"
+				s.emit(m)
+				continue
+			}
 			m.From = room.Occupant(in.From)
 			m.Type = bridge.Groupchat
 			if i < len(entries) {

@@ -157,6 +157,12 @@ func (s *session) sendMessage(ev bridge.SendMessage) {
 	fail := func(err error) {
 		s.emit(bridge.DeliveryError{To: ev.From, From: ev.To, Kind: "message", ID: ev.ID, Err: bridge.AsStanzaError(err)})
 	}
+	if ev.Reactions != nil {
+		var ok bool
+		if ev, ok = s.reactionText(ev, fail); !ok {
+			return
+		}
+	}
 	if ev.Body == "" && len(ev.Attachments) == 0 {
 		return // a chat state or a bare receipt: nothing to text
 	}

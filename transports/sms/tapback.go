@@ -79,3 +79,40 @@ func (t *Transport) tapback(ctx context.Context, in inboundText) *bridge.Reactio
 	}
 	return nil
 }
+
+// reactionText turns a XEP-0444 reaction the user sent into a short text
+// (`❤️ to “the message”`) when the user turned that on; otherwise the
+// user is told that reactions are not texted. ok is false when there is
+// nothing to send (or the user was told why).
+func (s *session) reactionText(ev bridge.SendMessage, fail func(error)) (bridge.SendMessage, bool) {
+	r := ev.Reactions
+	if len(r.Emojis) == 0 {
+		return ev, false // a reaction taken back: a text cannot be
+	}
+	if s.field(fieldReacts) != "1" {
+		fail(bridge.Errorf(bridge.FeatureNotImplemented, "Reactions are not sent as texts unless you turn on \"Send my reactions as short texts\" (configure command or registration)."))
+		return ev, false
+	}
+	ctx, cancel := context.WithTimeout(s.u.Context(), 5*time.Second)
+	defer cancel()
+	page, err := s.t.st.QueryArchive(ctx, store.ArchiveQuery{User: s.bare, Transport: Name, Peer: mapping.PeerKey(ev.To.Bare()), Before: true, Limit: 50})
+	quote := ""
+	if err == nil {
+		for i := len(page.Entries) - 1; i >= 0; i-- {
+			if e := page.Entries[i]; e.ID == r.ID || (e.OriginID != "" && e.OriginID == r.ID) {
+				quote = e.Body
+				break
+			}
+		}
+	}
+	if quote == "" {
+		fail(bridge.Errorf(bridge.ItemNotFound, "The message you reacted to is not among the last texts of this conversation, so the reaction was not texted."))
+		return ev, false
+	}
+	if q := []rune(quote); len(q) > 40 {
+		quote = string(q[:40]) + "…"
+	}
+	ev.Body = strings.Join(r.Emojis, "") + " to “" + quote + "”"
+	ev.Reactions, ev.Attachments, ev.Reply = nil, nil, nil
+	return ev, true
+}

@@ -264,10 +264,8 @@ func (t *Transport) accept(ctx context.Context, in inboundText) (dup bool, err e
 	l := t.sidLock(in.SID)
 	l.Lock()
 	defer l.Unlock()
-	if _, err := t.st.FindByRemoteID(ctx, dedupUser, Name, peerIn, in.SID); err == nil {
-		return true, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return false, err
+	if seen, err := t.seen(ctx, peerIn, in.SID); err != nil || seen {
+		return seen, err
 	}
 	payload, err := json.Marshal(in)
 	if err != nil {
@@ -384,4 +382,16 @@ func parseBase(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("sms: api_url %q: %w", s, err)
 	}
 	return u, nil
+}
+
+// seen reports whether a dedup record of sid exists under peer.
+func (t *Transport) seen(ctx context.Context, peer, sid string) (bool, error) {
+	if b, ok := t.st.(store.Batcher); ok {
+		return b.HasStanzaID(ctx, dedupUser, Name, peer, sid)
+	}
+	_, err := t.st.FindByStanzaID(ctx, dedupUser, Name, peer, sid)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
