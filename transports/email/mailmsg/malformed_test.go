@@ -280,3 +280,27 @@ func TestFlowedAndFilenames(t *testing.T) {
 		t.Errorf("delsp=yes: %q", got)
 	}
 }
+
+// TestReportsThatAreNotDSNs: a read receipt (RFC 8098) and an abuse report
+// (RFC 5965) return the original message too, but are no delivery failure.
+func TestReportsThatAreNotDSNs(t *testing.T) {
+	for _, kind := range []struct{ reportType, part, fields string }{
+		{"disposition-notification", "message/disposition-notification", "Reporting-UA: mail.example.com; Thunderbird\r\nOriginal-Message-ID: <sent-1@mail.localhost>\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n"},
+		{"feedback-report", "message/feedback-report", "Feedback-Type: abuse\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"},
+	} {
+		raw := "From: postmaster@example.com\r\nContent-Type: multipart/report; report-type=" + kind.reportType + "; boundary=r\r\n\r\n" +
+			"--r\r\nContent-Type: text/plain\r\n\r\nThe message was displayed.\r\n" +
+			"--r\r\nContent-Type: " + kind.part + "\r\n\r\n" + kind.fields + "\r\n" +
+			"--r\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <sent-1@mail.localhost>\r\nSubject: Hello\r\n\r\nHello.\r\n--r--\r\n"
+		m, err := Parse(strings.NewReader(raw), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.DSN != nil {
+			t.Errorf("%s: DSN = %+v, want nil", kind.reportType, *m.DSN)
+		}
+		if !strings.HasPrefix(m.Text, "The message was displayed.") {
+			t.Errorf("%s: Text = %q", kind.reportType, m.Text)
+		}
+	}
+}

@@ -26,9 +26,10 @@ const (
 
 // parser holds the state of one Parse call.
 type parser struct {
-	opt   ParseOptions
-	msg   *Message
-	parts int
+	opt        ParseOptions
+	msg        *Message
+	parts      int
+	reportedID string // Message-ID of the message returned in a report
 }
 
 // body is the readable text found in a subtree.
@@ -66,6 +67,9 @@ func parse(r io.Reader, opt ParseOptions) (*Message, error) {
 	}
 	p.headers(e.Header)
 	b := p.walk(e, 0, "")
+	if p.msg.DSN != nil && p.msg.DSN.OriginalMessageID == "" {
+		p.msg.DSN.OriginalMessageID = p.reportedID
+	}
 	text := normalizeNewlines(b.text)
 	if b.isHTML {
 		p.msg.HTMLOnly = true
@@ -481,7 +485,7 @@ func (p *parser) multipart(e *message.Entity, t string, depth int) body {
 			kids = append(kids, body{})
 			continue
 		}
-		if t == "multipart/report" && len(kids) > 0 && (pt == "message/rfc822" || pt == "text/rfc822-headers" ||
+		if t == "multipart/report" && p.msg.DSN != nil && (pt == "message/rfc822" || pt == "text/rfc822-headers" ||
 			pt == "message/global" || pt == "message/global-headers") {
 			p.reportedMessage(part)
 			kids = append(kids, body{})
@@ -680,14 +684,13 @@ func typedValue(v string) string {
 
 // reportedMessage reads the Message-ID of the original message returned in
 // a report (message/rfc822 or text/rfc822-headers).
+// It counts only when the report is a delivery status notification (a
+// read receipt or an abuse report returns a message too).
 func (p *parser) reportedMessage(e *message.Entity) {
-	if p.msg.DSN == nil {
-		p.msg.DSN = &DSN{}
-	}
 	data, _ := io.ReadAll(io.LimitReader(e.Body, 1<<20))
 	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
-	if ids := msgIDs(h.Get("Message-Id")); len(ids) > 0 && p.msg.DSN.OriginalMessageID == "" {
-		p.msg.DSN.OriginalMessageID = ids[0]
+	if ids := msgIDs(h.Get("Message-Id")); len(ids) > 0 && p.reportedID == "" {
+		p.reportedID = ids[0]
 	}
 }
 
