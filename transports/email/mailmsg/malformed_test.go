@@ -304,3 +304,20 @@ func TestReportsThatAreNotDSNs(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokenContentTypeParams: mime.ParseMediaType refuses a duplicate or
+// broken parameter; the boundary and charset are still used.
+func TestBrokenContentTypeParams(t *testing.T) {
+	raw := "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"b1\"; boundary=\"b1\"\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=iso-8859-2; charset=iso-8859-2\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nZa=BF=F3=B3=E6 ready\r\n" +
+		"--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b1--\r\n"
+	m, err := Parse(strings.NewReader(raw), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Windows-1252 (the fallback) would read "Za¿ó³æ".
+	eq(t, "Text", m.Text, "Zażółć ready")
+	if len(m.Attachments) != 1 || m.Attachments[0].Filename != "r.pdf" || string(m.Attachments[0].Data) != "%PDF" {
+		t.Errorf("attachments: %+v", m.Attachments)
+	}
+}

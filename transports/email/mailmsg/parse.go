@@ -382,12 +382,15 @@ func unhex(c byte) (byte, bool) {
 }
 
 // mediaType returns the lowercased media type of a part and its
-// parameters, reading a malformed Content-Type as well as it can.
-func mediaType(h message.Header) (string, map[string]string) {
+// parameters, reading a malformed Content-Type (a duplicate or broken
+// parameter, say) as well as it can; salvaged is true then, and go-message
+// has not decoded the part's charset.
+func mediaType(h message.Header) (t string, params map[string]string, salvaged bool) {
 	t, params, err := h.ContentType()
 	if err == nil {
-		return strings.ToLower(t), params
+		return strings.ToLower(t), params, false
 	}
+	salvaged = true
 	raw := h.Get("Content-Type")
 	t, _, _ = strings.Cut(raw, ";")
 	t = strings.ToLower(strings.TrimSpace(t))
@@ -404,9 +407,9 @@ func mediaType(h message.Header) (string, map[string]string) {
 		params[strings.ToLower(strings.TrimSpace(k))] = strings.Trim(strings.TrimSpace(v), `"`)
 	}
 	if typ, sub, ok := strings.Cut(t, "/"); !ok || typ == "" || sub == "" || strings.ContainsAny(t, " \t\"") {
-		return "text/plain", params
+		return "text/plain", params, salvaged
 	}
-	return t, params
+	return t, params, salvaged
 }
 
 // walk collects the readable text of e and appends its attachments.
@@ -416,7 +419,15 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 		p.problem("too many nested or sibling parts; the rest is skipped")
 		return body{}
 	}
-	t, params := mediaType(e.Header)
+	t, params, salvaged := mediaType(e.Header)
+	if salvaged && strings.HasPrefix(t, "text/") {
+		// go-message could not read the charset parameter: decode it here.
+		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" && message.CharsetReader != nil {
+			if r, err := message.CharsetReader(cs, e.Body); err == nil && r != nil {
+				e.Body = r
+			}
+		}
+	}
 	disp, dparams, _ := e.Header.ContentDisposition()
 	disp = strings.ToLower(disp)
 	filename := dparams["filename"]
@@ -426,7 +437,7 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 	filename = safeFilename(headerText(filename))
 	switch {
 	case strings.HasPrefix(t, "multipart/"):
-		return p.multipart(e, t, depth)
+		return p.multipart(e, t, params["boundary"], depth)
 	case t == "message/rfc822" || t == "message/global":
 		p.attach(e, t, params, filename, disp, parent)
 		return body{}
@@ -449,21 +460,26 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 	}
 }
 
-func (p *parser) multipart(e *message.Entity, t string, depth int) body {
+func (p *parser) multipart(e *message.Entity, t, boundary string, depth int) body {
 	// Keep the bytes: a multipart whose boundary never shows is read as
 	// text instead.
 	data, err := io.ReadAll(e.Body)
 	if err != nil {
 		p.problem("%s: %v", t, err)
 	}
-	e.Body = bytes.NewReader(data)
-	mr := e.MultipartReader()
-	var kids []body
-	if mr == nil {
+	if boundary == "" {
 		return p.multipartAsText(t, data)
 	}
+	// go-message's own multipart reader, with the boundary mediaType found
+	// (also in a Content-Type go-message cannot parse).
+	mr := textproto.NewMultipartReader(bytes.NewReader(data), boundary)
+	var kids []body
 	for {
-		part, err := mr.NextPart()
+		var part *message.Entity
+		tp, err := mr.NextPart()
+		if err == nil {
+			part, err = message.New(message.Header{Header: tp.Header}, tp)
+		}
 		if err == io.EOF {
 			break
 		}
@@ -479,7 +495,7 @@ func (p *parser) multipart(e *message.Entity, t string, depth int) body {
 		if err != nil {
 			p.problem("%s: %v", t, err) // unknown charset or encoding: the part is read as it is
 		}
-		pt, _ := mediaType(part.Header)
+		pt, _, _ := mediaType(part.Header)
 		if t == "multipart/report" && (pt == "message/delivery-status" || pt == "message/global-delivery-status") {
 			p.deliveryStatus(part)
 			kids = append(kids, body{})
