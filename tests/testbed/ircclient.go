@@ -59,11 +59,7 @@ type IRCClient struct {
 
 	wmu sync.Mutex
 
-	mu      sync.Mutex
-	history []string
-	pending []ircEntry
-	notify  chan struct{}
-	readErr error
+	buf *expectBuffer[ircEntry]
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -113,7 +109,7 @@ func DialIRCOpts(tb testing.TB, addr string, opts IRCOptions) *IRCClient {
 		tb:            tb,
 		conn:          conn,
 		onMessage:     opts.OnMessage,
-		notify:        make(chan struct{}),
+		buf:           newExpectBuffer[ircEntry](ircHistory),
 		done:          make(chan struct{}),
 	}
 	go c.readLoop()
@@ -235,16 +231,7 @@ func (c *IRCClient) register(opts IRCOptions) error {
 		case "376", "422":
 			// Drop the rest of the welcome burst (251…375, 372): it stays
 			// in Lines.
-			c.mu.Lock()
-			kept := c.pending[:0]
-			for _, p := range c.pending {
-				if p.msg != nil && isNumeric(p.msg.Command) {
-					continue
-				}
-				kept = append(kept, p)
-			}
-			c.pending = kept
-			c.mu.Unlock()
+			c.buf.drop(func(p ircEntry) bool { return p.msg != nil && isNumeric(p.msg.Command) })
 			return nil
 		}
 	}
@@ -277,11 +264,7 @@ func (c *IRCClient) readLoop() {
 			c.received(line)
 		}
 		if err != nil {
-			c.mu.Lock()
-			c.readErr = err
-			close(c.notify)
-			c.notify = make(chan struct{})
-			c.mu.Unlock()
+			c.buf.end(err)
 			return
 		}
 	}
@@ -300,47 +283,13 @@ func (c *IRCClient) received(line string) {
 		_ = c.write("PONG :" + arg)
 	}
 	consumed := e.msg != nil && (e.msg.Command == "PING" || (c.onMessage != nil && c.onMessage(e.msg)))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.history = append(c.history, line)
-	if len(c.history) > ircHistory {
-		c.history = append(c.history[:0:0], c.history[len(c.history)-ircHistory/2:]...)
-	}
-	if !consumed {
-		c.pending = append(c.pending, e)
-	}
-	close(c.notify)
-	c.notify = make(chan struct{})
+	c.buf.add(e, line, consumed)
 }
-
-// errTimeout is returned by take when nothing matched in time.
-var errTimeout = errors.New("timed out")
 
 // take removes and returns the oldest pending entry matching pred, waiting
 // up to timeout for one to arrive.
 func (c *IRCClient) take(pred func(ircEntry) bool, timeout time.Duration) (ircEntry, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		c.mu.Lock()
-		for i, e := range c.pending {
-			if pred(e) {
-				c.pending = append(c.pending[:i], c.pending[i+1:]...)
-				c.mu.Unlock()
-				return e, nil
-			}
-		}
-		notify, readErr := c.notify, c.readErr
-		c.mu.Unlock()
-		if readErr != nil {
-			return ircEntry{}, fmt.Errorf("connection closed: %w", readErr)
-		}
-		select {
-		case <-notify:
-		case <-timer.C:
-			return ircEntry{}, errTimeout
-		}
-	}
+	return c.buf.take(pred, timeout)
 }
 
 // write sends one line plus CRLF.
@@ -439,44 +388,17 @@ func (c *IRCClient) ExpectLine(tb testing.TB, pattern string, timeout time.Durat
 // duplicate). It consumes nothing.
 func (c *IRCClient) ExpectNone(tb testing.TB, pred func(*ircmsg.Message) bool, d time.Duration) {
 	tb.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		c.mu.Lock()
-		for _, e := range c.pending {
-			if e.msg != nil && pred(e.msg) {
-				c.mu.Unlock()
-				tb.Fatalf("irc %s: unexpected message: %s", c.Nick, e.line)
-			}
-		}
-		notify := c.notify
-		c.mu.Unlock()
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return
-		}
-		select {
-		case <-notify:
-		case <-time.After(wait):
-		}
+	if e, ok := c.buf.find(func(e ircEntry) bool { return e.msg != nil && pred(e.msg) }, d); ok {
+		tb.Fatalf("irc %s: unexpected message: %s", c.Nick, e.line)
 	}
 }
 
 // Lines returns every line received so far (the most recent ones when
 // there were very many), including those already taken.
-func (c *IRCClient) Lines() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.history...)
-}
+func (c *IRCClient) Lines() []string { return c.buf.all() }
 
 // recent formats the last n received lines for a failure message.
-func (c *IRCClient) recent(n int) string {
-	lines := c.Lines()
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return fmt.Sprintf("last %d lines received by %s:\n  %s", len(lines), c.Nick, strings.Join(lines, "\n  "))
-}
+func (c *IRCClient) recent(n int) string { return c.buf.recent(n, "lines", c.Nick) }
 
 // Quit sends QUIT, waits (up to 5 s) for the server to close the
 // connection, and closes it.

@@ -49,12 +49,9 @@ type XMPPClient struct {
 	onStanza func(Stanza) bool
 	ids      atomic.Uint64
 
+	buf *expectBuffer[Stanza]
+
 	mu        sync.Mutex
-	pending   []Stanza
-	history   []string
-	notify    chan struct{}
-	serveErr  error
-	served    bool
 	responder func(Stanza) string
 
 	done      chan struct{}
@@ -92,16 +89,9 @@ func DialXMPPOpts(tb testing.TB, c2sAddr string, j jid.JID, password string, opt
 		// The server handles one session's stanzas in order: once a ping
 		// is answered, the presence has been processed.
 		c.IQ(tb, fmt.Sprintf("<iq type='get' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>", j.Domain()), opts.timeout())
-		c.mu.Lock()
-		kept := c.pending[:0]
-		for _, s := range c.pending {
-			if s.Name == "presence" && s.From == c.JID.String() {
-				continue // our own presence, reflected
-			}
-			kept = append(kept, s)
-		}
-		c.pending = kept
-		c.mu.Unlock()
+		c.buf.drop(func(s Stanza) bool {
+			return s.Name == "presence" && s.From == c.JID.String() // our own presence, reflected
+		})
 	}
 	return c
 }
@@ -140,7 +130,7 @@ func dialXMPP(addr string, j jid.JID, password string, opts XMPPOptions) (*XMPPC
 		conn:     conn,
 		session:  session,
 		onStanza: opts.OnStanza,
-		notify:   make(chan struct{}),
+		buf:      newExpectBuffer[Stanza](xmppHistory),
 		done:     make(chan struct{}),
 	}, nil
 }
@@ -165,12 +155,7 @@ func (c *XMPPClient) send(toks []xml.Token, timeout time.Duration) error {
 func (c *XMPPClient) serve() {
 	defer close(c.done)
 	err := c.session.Serve(xmpp.HandlerFunc(c.handle))
-	c.mu.Lock()
-	c.served = true
-	c.serveErr = err
-	close(c.notify)
-	c.notify = make(chan struct{})
-	c.mu.Unlock()
+	c.buf.end(err)
 }
 
 // handle runs on mellium's reading goroutine. It never returns an error:
@@ -178,9 +163,7 @@ func (c *XMPPClient) serve() {
 func (c *XMPPClient) handle(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	root, err := readTree(start.Copy(), t)
 	if err != nil {
-		c.mu.Lock()
-		c.history = append(c.history, fmt.Sprintf("<!-- unreadable <%s>: %v -->", start.Name.Local, err))
-		c.mu.Unlock()
+		c.buf.note(fmt.Sprintf("<!-- unreadable <%s>: %v -->", start.Name.Local, err))
 		return nil
 	}
 	s := newStanza(root)
@@ -191,25 +174,12 @@ func (c *XMPPClient) handle(t xmlstream.TokenReadEncoder, start *xml.StartElemen
 		if respond != nil {
 			if resp := respond(s); resp != "" {
 				if err := encodeRaw(t, resp); err != nil {
-					c.mu.Lock()
-					c.history = append(c.history, fmt.Sprintf("<!-- IQ responder wrote bad XML: %v -->", err))
-					c.mu.Unlock()
+					c.buf.note(fmt.Sprintf("<!-- IQ responder wrote bad XML: %v -->", err))
 				}
 			}
 		}
 	}
-	consumed := c.onStanza != nil && c.onStanza(s)
-	c.mu.Lock()
-	c.history = append(c.history, s.XML)
-	if len(c.history) > xmppHistory {
-		c.history = append(c.history[:0:0], c.history[len(c.history)-xmppHistory/2:]...)
-	}
-	if !consumed {
-		c.pending = append(c.pending, s)
-	}
-	close(c.notify)
-	c.notify = make(chan struct{})
-	c.mu.Unlock()
+	c.buf.add(s, s.XML, c.onStanza != nil && c.onStanza(s))
 	return nil
 }
 
@@ -373,28 +343,7 @@ func (c *XMPPClient) IQ(tb testing.TB, raw string, timeout time.Duration) Stanza
 // take removes and returns the oldest buffered stanza matching pred,
 // waiting up to timeout for one to arrive.
 func (c *XMPPClient) take(pred func(Stanza) bool, timeout time.Duration) (Stanza, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		c.mu.Lock()
-		for i, s := range c.pending {
-			if pred(s) {
-				c.pending = append(c.pending[:i], c.pending[i+1:]...)
-				c.mu.Unlock()
-				return s, nil
-			}
-		}
-		notify, served, serveErr := c.notify, c.served, c.serveErr
-		c.mu.Unlock()
-		if served {
-			return Stanza{}, fmt.Errorf("the stream ended (%v)", serveErr)
-		}
-		select {
-		case <-notify:
-		case <-timer.C:
-			return Stanza{}, errTimeout
-		}
-	}
+	return c.buf.take(pred, timeout)
 }
 
 // Expect returns the oldest buffered stanza matching pred, waiting up to
@@ -413,53 +362,22 @@ func (c *XMPPClient) Expect(tb testing.TB, pred func(Stanza) bool, timeout time.
 // arrives within d. It consumes nothing.
 func (c *XMPPClient) ExpectNone(tb testing.TB, pred func(Stanza) bool, d time.Duration) {
 	tb.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		c.mu.Lock()
-		for _, s := range c.pending {
-			if pred(s) {
-				c.mu.Unlock()
-				tb.Fatalf("xmpp %s: unexpected stanza: %s", c.JID, s.XML)
-			}
-		}
-		notify := c.notify
-		c.mu.Unlock()
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return
-		}
-		select {
-		case <-notify:
-		case <-time.After(wait):
-		}
+	if s, ok := c.buf.find(pred, d); ok {
+		tb.Fatalf("xmpp %s: unexpected stanza: %s", c.JID, s.XML)
 	}
 }
 
 // Received returns the XML of the stanzas received so far (the most recent
 // ones when there were very many), including those already taken.
-func (c *XMPPClient) Received() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.history...)
-}
+func (c *XMPPClient) Received() []string { return c.buf.all() }
 
-func (c *XMPPClient) recent(n int) string {
-	h := c.Received()
-	if len(h) > n {
-		h = h[len(h)-n:]
-	}
-	return fmt.Sprintf("last %d stanzas received by %s:\n  %s", len(h), c.JID, strings.Join(h, "\n  "))
-}
+func (c *XMPPClient) recent(n int) string { return c.buf.recent(n, "stanzas", c.JID.String()) }
 
 // Done is closed when the stream has ended (Close, or the server closed it).
 func (c *XMPPClient) Done() <-chan struct{} { return c.done }
 
 // Err returns why the stream ended (nil while it runs or after a clean end).
-func (c *XMPPClient) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.serveErr
-}
+func (c *XMPPClient) Err() error { return c.buf.err() }
 
 // Close ends the stream (</stream:stream>), waits up to 2 s for the server
 // to end its own, closes the connection and waits for the reading
