@@ -107,8 +107,8 @@ type Part struct {
 	Inline                           bool
 	Data                             []byte
 	// Truncated is true when the part was bigger than
-	// ParseOptions.MaxPartBytes: Data is then empty and Size holds the number
-	// of bytes seen (at most the cap plus one buffer).
+	// ParseOptions.MaxPartBytes: Data is then nil. Size is the part's
+	// decoded size in every case.
 	Truncated bool
 	Size      int64
 }
