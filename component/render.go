@@ -192,6 +192,8 @@ func (l *Link) render(o *out, ev bridge.Outbound) error {
 		return l.renderDeliveryError(o, &e)
 	case bridge.IQResult:
 		return l.renderIQResult(o, &e)
+	case bridge.OwnMessage:
+		return l.renderOwnMessage(o, &e)
 	case nil:
 		return nil
 	}

@@ -67,8 +67,31 @@ func killInbound(t *testing.T, email map[string]any) {
 	for len(ids) < n && time.Now().Before(deadline) {
 		take(time.Until(deadline))
 	}
-	for len(ids) < n {
-		t.Fatalf("%d of %d mails reached alice after the restart\n%s", len(ids), n, s.gw.LogTail())
+	if len(ids) < n {
+		var missing []string
+		for i := 0; i < n; i++ {
+			if _, ok := ids[fmt.Sprintf("inbound number %d", i)]; !ok {
+				missing = append(missing, fmt.Sprintf("k%d@example.test", i))
+			}
+		}
+		var trail []string
+		log := s.postfix.Log()
+		for _, mid := range missing {
+			for _, line := range strings.Split(log, "\n") {
+				if strings.Contains(line, mid) {
+					qid := strings.Fields(line)
+					if len(qid) > 5 {
+						id := strings.TrimSuffix(qid[5], ":")
+						for _, l2 := range strings.Split(log, "\n") {
+							if strings.Contains(l2, id) {
+								trail = append(trail, l2)
+							}
+						}
+					}
+				}
+			}
+		}
+		t.Fatalf("%d of %d mails reached alice after the restart; missing %v\npostfix on them:\n%s\n%s", len(ids), n, missing, strings.Join(trail, "\n"), s.gw.LogTail())
 	}
 	for take(2 * time.Second) {
 	}
