@@ -47,6 +47,10 @@ type Gateway struct {
 	userWG   sync.WaitGroup
 	rootCtx  context.Context
 	stopRoot context.CancelFunc
+
+	// privileges granted by XMPP servers (XEP-0356), see privilege.go.
+	privMu sync.Mutex
+	privs  map[[2]string]map[string]string
 }
 
 // New returns a Gateway. metrics may be nil (a private registry is used).

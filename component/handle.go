@@ -48,6 +48,9 @@ func (l *Link) handle(t *tree) {
 			}
 		}
 	}()
+	if l.privilegeAdvert(t) {
+		return
+	}
 	if !l.prepare(t, &s) {
 		return
 	}

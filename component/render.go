@@ -194,6 +194,8 @@ func (l *Link) render(o *out, ev bridge.Outbound) error {
 		return l.renderIQResult(o, &e)
 	case bridge.Ping:
 		return l.renderPing(o, &e)
+	case bridge.OwnMessage:
+		return l.renderOwnMessage(o, &e)
 	case nil:
 		return nil
 	}

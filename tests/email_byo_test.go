@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"switchboard/tests/testbed"
 )
 
@@ -77,5 +79,57 @@ func TestEmailBringYourOwn(t *testing.T) {
 	bob.Expect(t, bodyContains("second mail after restart"), 40*time.Second)
 	bob.ExpectNone(t, func(st testbed.Stanza) bool {
 		return strings.Contains(st.Body(), "first mail to bob") || strings.Contains(st.Body(), "second mail after restart")
+	}, 3*time.Second)
+}
+
+// TestEmailSentElsewhere: with XEP-0356 outgoing message permission
+// granted by Prosody, a mail bob sent from another mail client (it appears
+// in his \Sent folder) is shown to his XMPP clients as his own outgoing
+// message (a sent carbon), and the gateway does not mail it again; mail
+// the gateway sent itself is not shown twice.
+func TestEmailSentElsewhere(t *testing.T) {
+	s := newEmailStack(t, emailStackOptions{privilege: true})
+	bob := s.user("bob")
+	if r := bob.IQ(t, `<iq type='set'><enable xmlns='urn:xmpp:carbons:2'/></iq>`, wait); r.Type != "result" {
+		t.Fatalf("enabling carbons: %s", r.XML)
+	}
+	if r := registerMail(t, bob, s.byoFields(dovecotPass)); r.Type != "result" {
+		t.Fatalf("registration: %s", r.XML)
+	}
+	time.Sleep(1500 * time.Millisecond) // both watchers remember where they start
+	carol := "carol@" + outsideDom
+	c, err := imapclient.DialInsecure(s.dovecot.IMAPAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("bob@"+outsideDom, dovecotPass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	raw := mail("bob@"+outsideDom, carol, "From my phone", "other1@example.test", "sent from another client")
+	cmd := c.Append("Sent", int64(len(raw)), nil)
+	_, _ = cmd.Write([]byte(raw))
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	got := bob.Expect(t, func(st testbed.Stanza) bool { return strings.Contains(st.XML, "sent from another client") }, 20*time.Second)
+	fwd := got.Find("{urn:xmpp:carbons:2}sent/{urn:xmpp:forward:0}forwarded/{jabber:client}message")
+	if fwd == nil || fwd.AttrValue("to") != mailJID(carol) || !strings.HasPrefix(fwd.AttrValue("from"), "bob@localhost") {
+		t.Errorf("want a sent carbon from bob to %s, got %s", mailJID(carol), got.XML)
+	}
+	time.Sleep(2 * time.Second)
+	for _, m := range s.dovecot.Messages(carol, "") {
+		if strings.Contains(m, "sent from another client") {
+			t.Errorf("the gateway mailed bob's own message again:\n%s", m)
+		}
+	}
+	// Mail the gateway sends is appended to Sent too; it is not shown back.
+	bob.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='g1'><body>sent through the gateway</body></message>`, mailJID(carol)))
+	s.waitMailbox("bob@"+outsideDom, "Sent", 1, func(m string) bool { return strings.Contains(m, "sent through the gateway") }, 20*time.Second)
+	bob.ExpectNone(t, func(st testbed.Stanza) bool {
+		return st.Find("{urn:xmpp:carbons:2}sent") != nil && strings.Contains(st.XML, "sent through the gateway")
 	}, 3*time.Second)
 }

@@ -42,6 +42,9 @@ type emailStackOptions struct {
 	extra map[string]any
 	// lmtp makes the listener speak LMTP and Postfix use lmtp: to it.
 	lmtp bool
+	// privilege grants the component XEP-0356 outgoing message permission
+	// (Prosody's mod_privilege).
+	privilege bool
 }
 
 // emailStack is Prosody, Dovecot, Postfix and the gateway.
@@ -59,10 +62,17 @@ type emailStack struct {
 func newEmailStack(t *testing.T, opts emailStackOptions) *emailStack {
 	t.Helper()
 	s := &emailStack{t: t}
-	s.prosody = testbed.StartProsody(t, testbed.ProsodyOptions{
+	po := testbed.ProsodyOptions{
 		Components:   map[string]string{mailDomain: mailSecret},
 		ExtraModules: []string{"offline"},
-	})
+	}
+	if opts.privilege {
+		po.ExtraModules = append(po.ExtraModules, "privilege")
+		po.ExtraGlobal = `privileged_entities = { ["` + mailDomain + `"] = { message = "outgoing" } }`
+		// Appended after the last Component section: the mail component's.
+		po.ExtraConfig = `modules_enabled = { "privilege" }`
+	}
+	s.prosody = testbed.StartProsody(t, po)
 	registerUsers(t, s.prosody, []string{"alice", "bob", "admin"})
 	s.dovecotU = map[string]string{}
 	for _, u := range []string{"carol", "dave", "bob", "list"} {

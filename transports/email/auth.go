@@ -44,6 +44,9 @@ func (t *Transport) checkAuth(ctx context.Context, raw []byte, trusted bool) aut
 	lookup := func(domain string) ([]string, error) {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
+		if t.lookupTXT != nil {
+			return t.lookupTXT(c, domain)
+		}
 		return net.DefaultResolver.LookupTXT(c, domain)
 	}
 	aligned, dkimFail := false, ""

@@ -1,6 +1,7 @@
 package email
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"switchboard/bridge"
 	"switchboard/store"
+	"switchboard/transports/email/mailmsg"
 )
 
 // idleRestart is how often IDLE is restarted (RFC 2177: before 29 min).
@@ -124,6 +127,7 @@ func (w *watchers) reconcile(ctx context.Context) {
 	for i := range accts {
 		if isBYO(&accts[i]) {
 			want[accts[i].User] = mailboxOf(&accts[i])
+			want[accts[i].User+sentSuffix] = mailboxOf(&accts[i])
 		}
 	}
 	w.mu.Lock()
@@ -142,9 +146,10 @@ func (w *watchers) reconcile(ctx context.Context) {
 		wctx, cancel := context.WithCancel(ctx)
 		x := &watcher{mb: mb, cancel: cancel, done: make(chan struct{}), status: "connecting"}
 		w.ws[user] = x
-		go func(user string) {
+		go func(key string) {
 			defer close(x.done)
-			w.watch(wctx, user, x)
+			user, sent := strings.CutSuffix(key, sentSuffix)
+			w.watch(wctx, user, x, sent)
 		}(user)
 	}
 }
@@ -155,14 +160,19 @@ type imapState struct {
 	LastUID     uint32 `json:"last_uid"`
 }
 
-const inboxStateKey = "imap:INBOX"
+const (
+	inboxStateKey = "imap:INBOX"
+	sentStateKey  = "imap:Sent"
+	// sentSuffix marks the watcher of a user's \Sent folder.
+	sentSuffix = "\x00sent"
+)
 
 // watch keeps one user's INBOX watched, reconnecting with backoff.
-func (w *watchers) watch(ctx context.Context, user string, x *watcher) {
+func (w *watchers) watch(ctx context.Context, user string, x *watcher, sent bool) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
-		err := w.session(ctx, user, x)
+		err := w.session(ctx, user, x, sent)
 		if ctx.Err() != nil {
 			return
 		}
@@ -238,7 +248,7 @@ func (m mailbox) checkIMAP(ctx context.Context) error {
 }
 
 // session is one IMAP connection: catch up, then IDLE until new mail.
-func (w *watchers) session(ctx context.Context, user string, x *watcher) error {
+func (w *watchers) session(ctx context.Context, user string, x *watcher, sent bool) error {
 	t := w.t
 	news := make(chan struct{}, 1)
 	c, err := x.mb.dialIMAP(&imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
@@ -254,26 +264,33 @@ func (w *watchers) session(ctx context.Context, user string, x *watcher) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	sel, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
-	if err != nil {
-		return fmt.Errorf("selecting INBOX: %w", err)
+	box, key := "INBOX", inboxStateKey
+	if sent {
+		if box, err = sentFolder(c); err != nil {
+			return err
+		}
+		key = sentStateKey
 	}
-	st := w.loadState(ctx, user)
+	sel, err := c.Select(box, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return fmt.Errorf("selecting %s: %w", box, err)
+	}
+	st := w.loadState(ctx, user, key)
 	if st.UIDValidity != sel.UIDValidity {
 		if st.UIDValidity != 0 {
-			t.log.Warn("INBOX UIDVALIDITY changed; starting after its current last message", "user", user, "old", st.UIDValidity, "new", sel.UIDValidity)
+			t.log.Warn("UIDVALIDITY changed; starting after the folder's current last message", "user", user, "folder", box, "old", st.UIDValidity, "new", sel.UIDValidity)
 		}
 		st = imapState{UIDValidity: sel.UIDValidity, LastUID: uint32(sel.UIDNext) - 1}
 		if sel.UIDNext == 0 {
 			st.LastUID = 0
 		}
-		if err := w.saveState(ctx, user, st); err != nil {
+		if err := w.saveState(ctx, user, key, st); err != nil {
 			return err
 		}
 	}
-	x.setStatus(fmt.Sprintf("watching INBOX of %s (IDLE)", x.mb.Email))
+	x.setStatus(fmt.Sprintf("watching %s of %s (IDLE)", box, x.mb.Email))
 	for ctx.Err() == nil {
-		if st, err = w.catchUp(ctx, c, user, st); err != nil {
+		if st, err = w.catchUp(ctx, c, user, st, key, sent); err != nil {
 			return err
 		}
 		idle, err := c.Idle()
@@ -300,7 +317,7 @@ func (w *watchers) session(ctx context.Context, user string, x *watcher) error {
 
 // catchUp fetches every message after the last UID, delivers them, waits
 // for the XMPP server to have them and only then saves the new last UID.
-func (w *watchers) catchUp(ctx context.Context, c *imapclient.Client, user string, st imapState) (imapState, error) {
+func (w *watchers) catchUp(ctx context.Context, c *imapclient.Client, user string, st imapState, key string, sent bool) (imapState, error) {
 	t := w.t
 	var set imap.UIDSet
 	set.AddRange(imap.UID(st.LastUID+1), 0)
@@ -321,10 +338,11 @@ func (w *watchers) catchUp(ctx context.Context, c *imapclient.Client, user strin
 			continue // the server returns the last message for "n:*" when nothing is newer
 		}
 		raw := m.FindBodySection(section)
-		for _, ev := range t.convert(ctx, acct, raw, "", "", "", nil) {
-			if isOwnMail(ev, acct) {
-				continue
-			}
+		evs := t.convert(ctx, acct, raw, "", "", "", nil)
+		if sent {
+			evs = t.ownMessages(ctx, acct, raw)
+		}
+		for _, ev := range evs {
 			if err := t.gw.Emit(ctx, "email", ev); err != nil {
 				return st, fmt.Errorf("emitting: %w", err)
 			}
@@ -345,29 +363,90 @@ func (w *watchers) catchUp(ctx context.Context, c *imapclient.Client, user strin
 		}
 	}
 	st.LastUID = last
-	if err := w.saveState(ctx, user, st); err != nil {
+	if err := w.saveState(ctx, user, key, st); err != nil {
 		return st, err
 	}
 	return st, nil
 }
 
-// isOwnMail is false for everything (hook for mail the user sent).
-func isOwnMail(bridge.Outbound, *store.Account) bool { return false }
+// ownMessages turns a mail found in the user's Sent folder into their own
+// outgoing XMPP message (XEP-0356), unless the gateway sent it itself or
+// the user's server granted no outgoing message permission.
+func (t *Transport) ownMessages(ctx context.Context, acct *store.Account, raw []byte) []bridge.Outbound {
+	user, err := userJID(acct.User)
+	if err != nil {
+		return nil
+	}
+	if t.gw.Privilege("email", user.Domainpart(), "message") != "outgoing" {
+		return nil
+	}
+	m, err := mailmsg.Parse(bytes.NewReader(raw), mailmsg.ParseOptions{FoldQuotes: "drop", MaxPartBytes: t.cfg.MaxMessageBytes})
+	if err != nil || m == nil || len(m.To) == 0 {
+		return nil
+	}
+	if m.MessageID != "" {
+		if _, err := t.st.FindByRemoteID(ctx, acct.User, "email", "", m.MessageID); err == nil {
+			return nil // sent by the gateway: the user saw it already
+		}
+	}
+	to, err := t.codec.Mailbox(m.To[0].Addr)
+	if err != nil {
+		return nil
+	}
+	key := m.MessageID
+	if key == "" {
+		key = string(raw)
+	}
+	thread := mailmsg.ThreadID(m)
+	if thread != "" {
+		if b, err := t.st.GetState(ctx, acct.User, "email", "threadmap:"+thread); err == nil && len(b) > 0 {
+			thread = string(b)
+		}
+	}
+	return []bridge.Outbound{bridge.OwnMessage{User: user, To: to, ID: ownIDPrefix + deriveID("", acct.User+"\x00"+key),
+		Body: strings.TrimRight(m.Text, "\r\n"), Subject: m.Subject, Thread: thread, Time: m.Date}}
+}
 
-func (w *watchers) loadState(ctx context.Context, user string) imapState {
+// ownIDPrefix starts the ids of OwnMessages: the user's server routes
+// them to the contact, i.e. back to this gateway, which must not mail
+// them again.
+const ownIDPrefix = "mailsent-"
+
+func (w *watchers) loadState(ctx context.Context, user, key string) imapState {
 	var st imapState
-	if b, err := w.t.st.GetState(ctx, user, "email", inboxStateKey); err == nil {
+	if b, err := w.t.st.GetState(ctx, user, "email", key); err == nil {
 		_ = json.Unmarshal(b, &st)
 	}
 	return st
 }
 
-func (w *watchers) saveState(ctx context.Context, user string, st imapState) error {
+func (w *watchers) saveState(ctx context.Context, user, key string, st imapState) error {
 	b, _ := json.Marshal(st)
-	if err := w.t.st.PutState(ctx, user, "email", inboxStateKey, b); err != nil {
-		return fmt.Errorf("saving the INBOX position: %w", err)
+	if err := w.t.st.PutState(ctx, user, "email", key, b); err != nil {
+		return fmt.Errorf("saving the folder position: %w", err)
 	}
 	return nil
+}
+
+// sentFolder finds the folder marked \Sent (SPECIAL-USE), else "Sent".
+func sentFolder(c *imapclient.Client) (string, error) {
+	boxes, err := c.List("", "*", &imap.ListOptions{ReturnSpecialUse: true}).Collect()
+	if err != nil {
+		return "", fmt.Errorf("listing folders: %w", err)
+	}
+	for _, b := range boxes {
+		for _, a := range b.Attrs {
+			if a == imap.MailboxAttrSent {
+				return b.Mailbox, nil
+			}
+		}
+	}
+	for _, b := range boxes {
+		if b.Mailbox == "Sent" {
+			return b.Mailbox, nil
+		}
+	}
+	return "", errors.New("the mailbox has no folder marked \\Sent")
 }
 
 // appendSent queues a copy of a sent mail for the user's \Sent folder.
@@ -401,27 +480,9 @@ func appendToSent(ctx context.Context, mb mailbox, raw []byte) error {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	boxes, err := c.List("", "*", &imap.ListOptions{ReturnSpecialUse: true}).Collect()
+	sent, err := sentFolder(c)
 	if err != nil {
-		return fmt.Errorf("listing folders: %w", err)
-	}
-	sent := ""
-	for _, b := range boxes {
-		for _, a := range b.Attrs {
-			if a == imap.MailboxAttrSent {
-				sent = b.Mailbox
-			}
-		}
-	}
-	if sent == "" {
-		for _, b := range boxes {
-			if b.Mailbox == "Sent" {
-				sent = b.Mailbox
-			}
-		}
-	}
-	if sent == "" {
-		return errors.New("the mailbox has no folder marked \\Sent")
+		return err
 	}
 	cmd := c.Append(sent, int64(len(raw)), &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: time.Now()})
 	if _, err := cmd.Write(raw); err != nil {

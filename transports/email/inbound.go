@@ -454,12 +454,30 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 		case err != nil:
 			t.log.Warn("delivering a mail to XMPP failed; will retry", "user", it.user, "err", err)
 			retry = append(retry, it)
-		case ok:
+		case ok && !sent:
 			done = append(done, it)
-			emitted = emitted || sent
 		}
 	}
+	// Thread state first: a reply the user sends the moment a mail
+	// arrives must find it.
 	b.flush(ctx, t)
+	for _, pe := range b.events {
+		it := b.items[pe.item]
+		var err error
+		for _, ev := range pe.evs {
+			if err = t.gw.Emit(ctx, "email", ev); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			t.log.Warn("delivering a mail to XMPP failed; will retry", "user", it.user, "err", err)
+			retry = append(retry, it)
+			continue
+		}
+		t.msgsIn.Inc()
+		done = append(done, it)
+		emitted = true
+	}
 	if emitted {
 		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := t.gw.Sync(sctx, "email")
@@ -485,6 +503,14 @@ type batchState struct {
 	accounts map[string]*store.Account
 	convs    map[[2]string]conv // (user, key) → state
 	order    [][2]string
+	// events to emit once the thread state is saved, per item.
+	items  []inItem
+	events []pendingEvents
+}
+
+type pendingEvents struct {
+	item int
+	evs  []bridge.Outbound
 }
 
 func (b *batchState) putConv(user, key string, c conv) {
@@ -524,12 +550,8 @@ func (t *Transport) deliverOne(ctx context.Context, it inItem, b *batchState) (o
 		b.accounts[it.user] = acct
 	}
 	evs := t.convert(ctx, acct, raw, meta.Auth, meta.AuthWhy, meta.From, b)
-	for _, ev := range evs {
-		if err := t.gw.Emit(ctx, "email", ev); err != nil {
-			return false, false, fmt.Errorf("emitting: %w", err)
-		}
-	}
-	t.msgsIn.Inc()
+	b.events = append(b.events, pendingEvents{item: len(b.items), evs: evs})
+	b.items = append(b.items, it)
 	return true, len(evs) > 0, nil
 }
 

@@ -83,7 +83,11 @@ func (s *session) Status() []string {
 	case isBYO(a):
 		out = append(out, "Own mailbox: "+a.Fields["email"]+" (IMAP "+a.Fields["imap_server"]+", SMTP "+a.Fields["smtp_server"]+")")
 		out = append(out, "Mailbox watcher: "+t.imap.status(a.User))
-		out = append(out, "Mail you send from other mail clients is not shown here: the gateway does not implement XEP-0356 (privileged entity) message permission.")
+		if t.gw.Privilege("email", s.u.JID().Domainpart(), "message") == "outgoing" {
+			out = append(out, "Mail you send from other mail clients (found in Sent) is shown here as your own messages (XEP-0356).")
+		} else {
+			out = append(out, "Mail you send from other mail clients is not shown here: your XMPP server has not granted this gateway the outgoing message permission (XEP-0356).")
+		}
 	default:
 		out = append(out, fmt.Sprintf("Address: %s", t.ownAddress(a)))
 	}
@@ -108,6 +112,9 @@ func (s *session) HandleInbound(ev bridge.Inbound) {
 	}
 	if m.Body == "" && len(m.Attachments) == 0 {
 		return // a chat state alone
+	}
+	if strings.HasPrefix(m.ID, ownIDPrefix) && m.From.Resourcepart() == "" {
+		return // our own XEP-0356 message coming back: it was mailed already
 	}
 	if err := s.t.send(s.u, m); err != nil {
 		se := bridge.AsStanzaError(err)

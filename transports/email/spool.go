@@ -35,12 +35,12 @@ type spool struct {
 	reqs chan spoolReq
 
 	mu      sync.Mutex
-	pending []spoolKey         // accepted, not yet delivered, in order
-	live    map[int]int        // segment → records not yet delivered
-	cur     int                // segment being written
-	curF    *os.File           // written only by the writer goroutine
-	curSize int64              // written only by the writer goroutine
-	doneF   *os.File           // done.log
+	pending []spoolKey  // accepted, not yet delivered, in order
+	live    map[int]int // segment → records not yet delivered
+	cur     int         // segment being written
+	curF    *os.File    // written only by the writer goroutine
+	curSize int64       // written only by the writer goroutine
+	doneF   *os.File    // done.log
 	stopped bool
 }
 

@@ -71,6 +71,8 @@ type Transport struct {
 
 	// now is time.Now (tests replace it).
 	now func() time.Time
+	// lookupTXT replaces DNS TXT lookups for DKIM and DMARC (tests).
+	lookupTXT func(ctx context.Context, name string) ([]string, error)
 	// listenAddr is where the SMTP listener listens once Run started it.
 	listenMu   sync.Mutex
 	listenAddr string

@@ -245,8 +245,9 @@ func build(o Outgoing) ([]byte, string, error) {
 	if cc != "" {
 		add("Cc", cc)
 	}
-	if o.Subject != "" {
-		add("Subject", encodeText(o.Subject))
+	// Leading and trailing white space does not survive header unfolding.
+	if subject := strings.TrimSpace(o.Subject); subject != "" {
+		add("Subject", encodeText(subject))
 	}
 	add("Message-ID", "<"+id+">")
 	if inReplyTo != "" {

@@ -78,7 +78,8 @@
 // Build writes Date, From, To, Cc, Subject, Message-ID, In-Reply-To,
 // References, the extra Headers (sorted), MIME-Version and the content
 // header, folded at spaces under 78 columns. Non-ASCII display names and
-// values are RFC 2047 words; attachment names are RFC 2231 (name*=utf-8''…).
+// values are RFC 2047 words; attachment names that are not
+// ASCII are RFC 2231 parameters (filename*=utf-8 with percent escapes).
 // The text is one text/plain; charset=utf-8 quoted-printable part (lone CR
 // and LF become line breaks; no line can exceed 76 octets; a NUL is =00,
 // which Parse drops again), with attachments in multipart/mixed as base64.
@@ -106,8 +107,8 @@ type Part struct {
 	Inline                           bool
 	Data                             []byte
 	// Truncated is true when the part was bigger than
-	// ParseOptions.MaxPartBytes: Data is then empty and Size holds the number
-	// of bytes seen (at most the cap plus one buffer).
+	// ParseOptions.MaxPartBytes: Data is then nil. Size is the part's
+	// decoded size in every case.
 	Truncated bool
 	Size      int64
 }

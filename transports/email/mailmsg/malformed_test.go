@@ -280,3 +280,44 @@ func TestFlowedAndFilenames(t *testing.T) {
 		t.Errorf("delsp=yes: %q", got)
 	}
 }
+
+// TestReportsThatAreNotDSNs: a read receipt (RFC 8098) and an abuse report
+// (RFC 5965) return the original message too, but are no delivery failure.
+func TestReportsThatAreNotDSNs(t *testing.T) {
+	for _, kind := range []struct{ reportType, part, fields string }{
+		{"disposition-notification", "message/disposition-notification", "Reporting-UA: mail.example.com; Thunderbird\r\nOriginal-Message-ID: <sent-1@mail.localhost>\r\nDisposition: manual-action/MDN-sent-manually; displayed\r\n"},
+		{"feedback-report", "message/feedback-report", "Feedback-Type: abuse\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"},
+	} {
+		raw := "From: postmaster@example.com\r\nContent-Type: multipart/report; report-type=" + kind.reportType + "; boundary=r\r\n\r\n" +
+			"--r\r\nContent-Type: text/plain\r\n\r\nThe message was displayed.\r\n" +
+			"--r\r\nContent-Type: " + kind.part + "\r\n\r\n" + kind.fields + "\r\n" +
+			"--r\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <sent-1@mail.localhost>\r\nSubject: Hello\r\n\r\nHello.\r\n--r--\r\n"
+		m, err := Parse(strings.NewReader(raw), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.DSN != nil {
+			t.Errorf("%s: DSN = %+v, want nil", kind.reportType, *m.DSN)
+		}
+		if !strings.HasPrefix(m.Text, "The message was displayed.") {
+			t.Errorf("%s: Text = %q", kind.reportType, m.Text)
+		}
+	}
+}
+
+// TestBrokenContentTypeParams: mime.ParseMediaType refuses a duplicate or
+// broken parameter; the boundary and charset are still used.
+func TestBrokenContentTypeParams(t *testing.T) {
+	raw := "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"b1\"; boundary=\"b1\"\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=iso-8859-2; charset=iso-8859-2\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nZa=BF=F3=B3=E6 ready\r\n" +
+		"--b1\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b1--\r\n"
+	m, err := Parse(strings.NewReader(raw), ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Windows-1252 (the fallback) would read "Za¿ó³æ".
+	eq(t, "Text", m.Text, "Zażółć ready")
+	if len(m.Attachments) != 1 || m.Attachments[0].Filename != "r.pdf" || string(m.Attachments[0].Data) != "%PDF" {
+		t.Errorf("attachments: %+v", m.Attachments)
+	}
+}

@@ -26,9 +26,10 @@ const (
 
 // parser holds the state of one Parse call.
 type parser struct {
-	opt   ParseOptions
-	msg   *Message
-	parts int
+	opt        ParseOptions
+	msg        *Message
+	parts      int
+	reportedID string // Message-ID of the message returned in a report
 }
 
 // body is the readable text found in a subtree.
@@ -66,6 +67,9 @@ func parse(r io.Reader, opt ParseOptions) (*Message, error) {
 	}
 	p.headers(e.Header)
 	b := p.walk(e, 0, "")
+	if p.msg.DSN != nil && p.msg.DSN.OriginalMessageID == "" {
+		p.msg.DSN.OriginalMessageID = p.reportedID
+	}
 	text := normalizeNewlines(b.text)
 	if b.isHTML {
 		p.msg.HTMLOnly = true
@@ -378,12 +382,15 @@ func unhex(c byte) (byte, bool) {
 }
 
 // mediaType returns the lowercased media type of a part and its
-// parameters, reading a malformed Content-Type as well as it can.
-func mediaType(h message.Header) (string, map[string]string) {
+// parameters, reading a malformed Content-Type (a duplicate or broken
+// parameter, say) as well as it can; salvaged is true then, and go-message
+// has not decoded the part's charset.
+func mediaType(h message.Header) (t string, params map[string]string, salvaged bool) {
 	t, params, err := h.ContentType()
 	if err == nil {
-		return strings.ToLower(t), params
+		return strings.ToLower(t), params, false
 	}
+	salvaged = true
 	raw := h.Get("Content-Type")
 	t, _, _ = strings.Cut(raw, ";")
 	t = strings.ToLower(strings.TrimSpace(t))
@@ -400,9 +407,9 @@ func mediaType(h message.Header) (string, map[string]string) {
 		params[strings.ToLower(strings.TrimSpace(k))] = strings.Trim(strings.TrimSpace(v), `"`)
 	}
 	if typ, sub, ok := strings.Cut(t, "/"); !ok || typ == "" || sub == "" || strings.ContainsAny(t, " \t\"") {
-		return "text/plain", params
+		return "text/plain", params, salvaged
 	}
-	return t, params
+	return t, params, salvaged
 }
 
 // walk collects the readable text of e and appends its attachments.
@@ -412,7 +419,15 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 		p.problem("too many nested or sibling parts; the rest is skipped")
 		return body{}
 	}
-	t, params := mediaType(e.Header)
+	t, params, salvaged := mediaType(e.Header)
+	if salvaged && strings.HasPrefix(t, "text/") {
+		// go-message could not read the charset parameter: decode it here.
+		if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "us-ascii" && message.CharsetReader != nil {
+			if r, err := message.CharsetReader(cs, e.Body); err == nil && r != nil {
+				e.Body = r
+			}
+		}
+	}
 	disp, dparams, _ := e.Header.ContentDisposition()
 	disp = strings.ToLower(disp)
 	filename := dparams["filename"]
@@ -422,7 +437,7 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 	filename = safeFilename(headerText(filename))
 	switch {
 	case strings.HasPrefix(t, "multipart/"):
-		return p.multipart(e, t, depth)
+		return p.multipart(e, t, params["boundary"], depth)
 	case t == "message/rfc822" || t == "message/global":
 		p.attach(e, t, params, filename, disp, parent)
 		return body{}
@@ -445,21 +460,26 @@ func (p *parser) walk(e *message.Entity, depth int, parent string) body {
 	}
 }
 
-func (p *parser) multipart(e *message.Entity, t string, depth int) body {
+func (p *parser) multipart(e *message.Entity, t, boundary string, depth int) body {
 	// Keep the bytes: a multipart whose boundary never shows is read as
 	// text instead.
 	data, err := io.ReadAll(e.Body)
 	if err != nil {
 		p.problem("%s: %v", t, err)
 	}
-	e.Body = bytes.NewReader(data)
-	mr := e.MultipartReader()
-	var kids []body
-	if mr == nil {
+	if boundary == "" {
 		return p.multipartAsText(t, data)
 	}
+	// go-message's own multipart reader, with the boundary mediaType found
+	// (also in a Content-Type go-message cannot parse).
+	mr := textproto.NewMultipartReader(bytes.NewReader(data), boundary)
+	var kids []body
 	for {
-		part, err := mr.NextPart()
+		var part *message.Entity
+		tp, err := mr.NextPart()
+		if err == nil {
+			part, err = message.New(message.Header{Header: tp.Header}, tp)
+		}
 		if err == io.EOF {
 			break
 		}
@@ -475,13 +495,13 @@ func (p *parser) multipart(e *message.Entity, t string, depth int) body {
 		if err != nil {
 			p.problem("%s: %v", t, err) // unknown charset or encoding: the part is read as it is
 		}
-		pt, _ := mediaType(part.Header)
+		pt, _, _ := mediaType(part.Header)
 		if t == "multipart/report" && (pt == "message/delivery-status" || pt == "message/global-delivery-status") {
 			p.deliveryStatus(part)
 			kids = append(kids, body{})
 			continue
 		}
-		if t == "multipart/report" && len(kids) > 0 && (pt == "message/rfc822" || pt == "text/rfc822-headers" ||
+		if t == "multipart/report" && p.msg.DSN != nil && (pt == "message/rfc822" || pt == "text/rfc822-headers" ||
 			pt == "message/global" || pt == "message/global-headers") {
 			p.reportedMessage(part)
 			kids = append(kids, body{})
@@ -680,14 +700,13 @@ func typedValue(v string) string {
 
 // reportedMessage reads the Message-ID of the original message returned in
 // a report (message/rfc822 or text/rfc822-headers).
+// It counts only when the report is a delivery status notification (a
+// read receipt or an abuse report returns a message too).
 func (p *parser) reportedMessage(e *message.Entity) {
-	if p.msg.DSN == nil {
-		p.msg.DSN = &DSN{}
-	}
 	data, _ := io.ReadAll(io.LimitReader(e.Body, 1<<20))
 	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(data)))
-	if ids := msgIDs(h.Get("Message-Id")); len(ids) > 0 && p.msg.DSN.OriginalMessageID == "" {
-		p.msg.DSN.OriginalMessageID = ids[0]
+	if ids := msgIDs(h.Get("Message-Id")); len(ids) > 0 && p.reportedID == "" {
+		p.reportedID = ids[0]
 	}
 }
 

@@ -103,6 +103,41 @@ func TestParseSamples(t *testing.T) {
 			}
 			eq(t, "attachments", len(m.Attachments), 0)
 		}},
+		// Written by Postfix 3.7 on this machine: Build's mail to a recipient
+		// the next hop refused with 550 (see testdata/README).
+		{"postfix-dsn-real.eml", func(t *testing.T, m *Message) {
+			if m.DSN == nil {
+				t.Fatal("DSN is nil")
+			}
+			eq(t, "DSN", *m.DSN, DSN{
+				OriginalMessageID: "ln2oajzqxjjezhfji5pkqljqre@mail.localhost",
+				Action:            "failed",
+				Status:            "5.1.1",
+				Diagnostic:        "550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown in virtual mailbox table",
+				Recipient:         "nobody@example.net",
+			})
+			eq(t, "From", m.From, Address{Name: "Mail Delivery System", Addr: "MAILER-DAEMON@mail.localhost"})
+			eq(t, "AutoSubmitted", m.AutoSubmitted, true)
+			if !strings.HasPrefix(m.Text, "This is the mail system at host relay.mail.localhost.") || !strings.Contains(m.Text, "said: 550 5.1.1") {
+				t.Errorf("Text:\n%s", m.Text)
+			}
+		}},
+		// Postfix's delay warning (delay_warning_time) after a 451: a
+		// "delayed" action, the original's headers only.
+		{"postfix-delayed-real.eml", func(t *testing.T, m *Message) {
+			if m.DSN == nil {
+				t.Fatal("DSN is nil")
+			}
+			eq(t, "DSN", *m.DSN, DSN{
+				OriginalMessageID: "ln2oajzqxjjezhfji5pkqljqre@mail.localhost",
+				Action:            "delayed",
+				Status:            "4.3.5",
+				Diagnostic:        "451 4.3.5 <slow@example.net>: Recipient address rejected: Server configuration error",
+				Recipient:         "slow@example.net",
+			})
+			eq(t, "Subject", m.Subject, "Delayed Mail (still being retried)")
+			eq(t, "attachments", len(m.Attachments), 0)
+		}},
 		{"mailing-list.eml", func(t *testing.T, m *Message) {
 			eq(t, "ListID", m.ListID, "golang-nuts.googlegroups.com")
 			eq(t, "ListPost", m.ListPost, "golang-nuts@googlegroups.com")
