@@ -97,8 +97,8 @@ func (d *smsDemo) started(tb *testbed.Standalone) {
 	tb.Cleanup(func() { os.Remove(smsStatePath()) })
 	fmt.Printf(`SMS (Twilio stand-in at %[1]s, component %[2]s):
   alice texts from %[3]s; bob and carol share the team inbox "sales" (%[4]s)
-  text alice:       go run ./tests/demo sms --from +12025550101 "hi alice"
-  text the inbox:   go run ./tests/demo sms --to %[4]s --from +12025550101 "open today?"
+  text alice:       bin/switchboard-demo sms --from +12025550101 "hi alice"
+  text the inbox:   bin/switchboard-demo sms --to %[4]s --from +12025550101 "open today?"
   alice texts back: chat with +12025550101@%[2]s
   bob/carol join:   +12025550101%%sales@%[2]s (a MUC room)
   outgoing texts, receipts and callbacks appear here as [twilio stand-in] lines
@@ -114,7 +114,7 @@ func smsCommand(args []string) int {
 	to := fs.String("to", smsDemoAlice, "the gateway's number texted")
 	_ = fs.Parse(args)
 	if fs.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, `usage: go run ./tests/demo sms [--from +12025550101] [--to +15005550006] "text"`)
+		fmt.Fprintln(os.Stderr, `usage: bin/switchboard-demo sms [--from +12025550101] [--to +15005550006] "text"`)
 		return 2
 	}
 	b, err := os.ReadFile(smsStatePath())
