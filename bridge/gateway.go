@@ -269,35 +269,51 @@ func (g *Gateway) Query(transport string, q Query) error {
 // errSendingTooFast answers a sender whose user goroutine is congested.
 var errSendingTooFast = Errorf(ResourceConstraint, "You are sending faster than the gateway can pass on; wait a moment and try again.")
 
-// deliver enqueues ev for the user. The enqueue happens under g.mu, as
-// does retire's check of the inbox, so an event can never land in the
-// inbox of a user goroutine that already decided to stop. Waiting for
-// room happens outside the lock (the goroutine may need it to go on).
-func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
-	var deadline *time.Timer
-	var waited time.Duration
-	for restarts := 0; restarts < 3; {
+// offer puts ev in the inbox of the user's goroutine (starting it when
+// needed) if there is room, and reports whether it did; with a full inbox
+// it returns the user to wait on. The enqueue happens under g.mu, as does
+// retire's check of the inbox, so an event can never land in the inbox of
+// a user goroutine that already decided to stop.
+func (g *Gateway) offer(transport string, from jid.JID, ev Inbound) (u *User, queued bool, err error) {
+	for range 3 {
 		u, err := g.user(transport, from, true)
 		if err != nil {
-			return err
+			return nil, false, err
 		}
 		g.mu.Lock()
 		if g.closing {
 			g.mu.Unlock()
-			return Errorf(ServiceUnavailable, "The gateway is shutting down.")
+			return nil, false, Errorf(ServiceUnavailable, "The gateway is shutting down.")
 		}
 		if g.users[userKey{bare: u.bare.String(), transport: transport}] != u {
 			g.mu.Unlock()
-			restarts++
 			continue // retired meanwhile: start a fresh one
 		}
 		select {
 		case u.inbox <- ev:
 			g.mu.Unlock()
-			return nil
+			return u, true, nil
 		default:
 		}
 		g.mu.Unlock()
+		return u, false, nil
+	}
+	return nil, false, errCouldNotStart
+}
+
+// errCouldNotStart answers when a user's goroutine kept stopping.
+var errCouldNotStart = Errorf(ServiceUnavailable, "The gateway could not start your session; try again.")
+
+// deliver enqueues ev for the user. Waiting for room happens outside the
+// lock (the goroutine may need it to go on).
+func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
+	var deadline *time.Timer
+	var waited time.Duration
+	for restarts := 0; restarts < 3; {
+		u, queued, err := g.offer(transport, from, ev)
+		if err != nil || queued {
+			return err
+		}
 		if u.congested.Load() {
 			return errSendingTooFast
 		}
@@ -319,7 +335,7 @@ func (g *Gateway) deliver(transport string, from jid.JID, ev Inbound) error {
 			return errSendingTooFast
 		}
 	}
-	return Errorf(ServiceUnavailable, "The gateway could not start your session; try again.")
+	return errCouldNotStart
 }
 
 // ---------------------------------------------------------------- registration

@@ -118,27 +118,10 @@ func (g *Gateway) Do(ctx context.Context, transport string, user jid.JID, fn fun
 	ev := fnEvent(fn)
 	var retry *time.Ticker
 	for restarts := 0; restarts < 3; {
-		u, err := g.user(transport, user, true)
-		if err != nil {
+		u, queued, err := g.offer(transport, user, ev)
+		if err != nil || queued {
 			return err
 		}
-		g.mu.Lock()
-		if g.closing {
-			g.mu.Unlock()
-			return Errorf(ServiceUnavailable, "The gateway is shutting down.")
-		}
-		if g.users[userKey{bare: u.bare.String(), transport: transport}] != u {
-			g.mu.Unlock()
-			restarts++
-			continue // retired meanwhile: start a fresh one
-		}
-		select {
-		case u.inbox <- ev:
-			g.mu.Unlock()
-			return nil
-		default:
-		}
-		g.mu.Unlock()
 		if retry == nil {
 			// The room signal may go to a Dispatch waiting too: look again
 			// now and then.
@@ -154,7 +137,7 @@ func (g *Gateway) Do(ctx context.Context, transport string, user jid.JID, fn fun
 			return fmt.Errorf("waiting for the goroutine of %s: %w", user.Bare(), ctx.Err())
 		}
 	}
-	return Errorf(ServiceUnavailable, "The gateway could not start the session of %s.", user.Bare())
+	return errCouldNotStart
 }
 
 // Emit sends an outbound event of transport to XMPP from outside a user's

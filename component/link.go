@@ -662,14 +662,7 @@ func (l *Link) writeLoop(conn net.Conn, initial outItem, abort, shutdown <-chan 
 			}
 			pingID = l.newID()
 			l.pingID.Store(&pingID)
-			var o out
-			o.b = append(o.b, "<iq type='get'"...)
-			o.b = attr(o.b, "id", pingID)
-			o.b = attr(o.b, "from", l.domainStr)
-			o.b = attr(o.b, "to", l.pingTo)
-			o.b = append(o.b, "><ping xmlns='urn:xmpp:ping'/></iq>"...)
-			o.n[kIQ] = 1
-			write(o.item())
+			write(l.pingItem(pingID))
 			if err := flush(true); err != nil {
 				return err
 			}

@@ -29,14 +29,7 @@ func (l *Link) Sync(ctx context.Context) error {
 		delete(l.syncs, id)
 		l.mu.Unlock()
 	}()
-	var o out
-	o.b = append(o.b, "<iq type='get'"...)
-	o.b = attr(o.b, "id", id)
-	o.b = attr(o.b, "from", l.domainStr)
-	o.b = attr(o.b, "to", l.pingTo)
-	o.b = append(o.b, "><ping xmlns='urn:xmpp:ping'/></iq>"...)
-	o.n[kIQ] = 1
-	it := o.item()
+	it := l.pingItem(id)
 	if l.enqueue(it) != nil {
 		select {
 		case l.queue <- it:
@@ -79,4 +72,16 @@ func (l *Link) failSyncs(err error) {
 		ch <- err
 	}
 	l.mu.Unlock()
+}
+
+// pingItem is a XEP-0199 ping from the domain to the server with id.
+func (l *Link) pingItem(id string) outItem {
+	var o out
+	o.b = append(o.b, "<iq type='get'"...)
+	o.b = attr(o.b, "id", id)
+	o.b = attr(o.b, "from", l.domainStr)
+	o.b = attr(o.b, "to", l.pingTo)
+	o.b = append(o.b, "><ping xmlns='urn:xmpp:ping'/></iq>"...)
+	o.n[kIQ] = 1
+	return o.item()
 }

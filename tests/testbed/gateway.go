@@ -41,9 +41,11 @@ type GatewayConfig struct {
 	Admins []string
 	// IRC is the [irc] section, left out when nil.
 	IRC *GatewayIRC
-	// Extra is merged over everything above (tables merged key by key), for
-	// settings this struct does not model yet, e.g.
-	// {"irc": {"max_users": 5}} or {"email": {...}}.
+	// Extra is merged over everything above (tables merged key by key):
+	// any transport section, or settings this struct does not model, e.g.
+	// {"irc": {"max_users": 5}}, {"sms": {...}}, {"attachments": {...}}.
+	// With IRC nil and Extra holding only {"email": …}, the gateway runs
+	// the email transport alone.
 	Extra map[string]any
 }
 
