@@ -220,3 +220,19 @@ x = 1
 		t.Fatalf("no transport: %v", err)
 	}
 }
+
+// TestComponentKeysChecked: main checks every transport's domain and
+// secret (the IRC section's own Validate no longer does).
+func TestComponentKeysChecked(t *testing.T) {
+	_, err := loadConfig(writeConfig(t, `
+[access]
+allow = ["localhost"]
+[irc]
+open = true
+`))
+	for _, want := range []string{"irc.domain: is missing", "irc.secret: is missing"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("no %q in %v", want, err)
+		}
+	}
+}

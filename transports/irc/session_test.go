@@ -479,9 +479,9 @@ func TestConfigValidate(t *testing.T) {
 		all = append(all, e.Error())
 	}
 	joined := strings.Join(all, "\n")
+	// Keys are relative to the section (main puts "irc." in front, and
+	// checks domain and secret itself: config_test.go).
 	for _, want := range []string{
-		// Keys are relative to the section (main prefixes "irc."; it
-		// checks domain and secret).
 		"rate:", "burst:", "max_lines:", "history_days:", "bind_address:",
 		"network[0].name:", `network[0].address: "x" is not host:port`, "network[1].address:",
 		"network[1].fingerprint:", "network[1].charset:", "network[1].password:", "network[2].name:",

@@ -111,7 +111,7 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 	}
 	cfg.SetDefaults()
 	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("the [irc] configuration is invalid: %w", errs[0])
+		return nil, fmt.Errorf("the [irc] configuration is invalid: irc.%w", errs[0])
 	}
 	codec, err := mapping.NewIRCCodec(cfg.Domain, cfg.codecNetworks(), cfg.Open)
 	if err != nil {
