@@ -18,15 +18,17 @@ const (
 
 // cmdSession is one multi-step ad-hoc command run.
 type cmdSession struct {
-	id      string
-	node    string
-	owner   string // full JID that started it
-	addr    mapping.Address
-	cmd     bridge.Command
-	step    int
-	state   map[string]string
-	busy    bool // a step is running
-	expires time.Time
+	id    string
+	node  string
+	owner string // full JID that started it
+	// ownerBare is its bare JID (the per-user limit counts by it).
+	ownerBare string
+	addr      mapping.Address
+	cmd       bridge.Command
+	step      int
+	state     map[string]string
+	busy      bool // a step is running
+	expires   time.Time
 }
 
 // Application-specific XEP-0050 error elements.
@@ -75,22 +77,15 @@ func (l *Link) handleCommand(s *stanza, p *node) {
 			return
 		}
 		sess = &cmdSession{
-			id: newSessionID(), node: node, owner: owner, addr: s.addr, cmd: cmd,
+			id: newSessionID(), node: node, owner: owner, ownerBare: s.from.Bare().String(), addr: s.addr, cmd: cmd,
 			state: map[string]string{}, busy: true, expires: now.Add(cmdSessionTTL),
 		}
+		admin := l.gw.IsAdmin(s.from)
 		l.mu.Lock()
-		for k, v := range l.cmdSessions {
-			if now.After(v.expires) && !v.busy {
-				delete(l.cmdSessions, k)
-			}
-		}
-		full := len(l.cmdSessions) >= maxCmdSessions
-		if !full {
-			l.cmdSessions[sess.id] = sess
-		}
+		refused := l.admitSession(sess, admin, now)
 		l.mu.Unlock()
-		if full {
-			l.replyErr(s, bridge.Errorf(bridge.ResourceConstraint, "Too many commands are running; try again later."), "")
+		if refused != nil {
+			l.replyErr(s, refused, "")
 			return
 		}
 		req.Action = "execute"

@@ -20,6 +20,11 @@ func (l *Link) handlePresence(s *stanza) {
 	default:
 		show = ""
 	}
+	if typ == bridge.Unavailable && s.addr.Kind != mapping.KindOccupant && s.addr.Kind != mapping.KindRoom {
+		// The resource went offline (leaving a room is not that): its
+		// command sessions end.
+		l.endCommandSessions(s.from.String())
+	}
 	switch s.addr.Kind {
 	case mapping.KindOccupant:
 		switch typ {

@@ -597,3 +597,50 @@ func TestIRCSettingsValidation(t *testing.T) {
 	joinRoom(t, bob, room("#sealed"), "bob", "")
 	w.Expect(t, privmsgFrom("bob", "nickservw", "IDENTIFY "+secret), wait)
 }
+
+// startCommand runs the first step of configure on the gateway and
+// returns the answer.
+func startCommand(t *testing.T, c *testbed.XMPPClient) testbed.Stanza {
+	t.Helper()
+	return c.IQ(t, fmt.Sprintf(`<iq type='set' to='%s'><command xmlns='%s' node='configure' action='execute'/></iq>`, ircDomain, nsCommands), wait)
+}
+
+// TestIRCCommandSessionLimits: one user opening 1,000 ad-hoc command
+// sessions (never finishing them) neither locks other users nor admins
+// out, and a user's sessions end when the resource goes offline.
+func TestIRCCommandSessionLimits(t *testing.T) {
+	s := newIRCStack(t, ircStackOptions{})
+	mallory := s.user("bob")
+	var last testbed.Stanza
+	opened := 0
+	for i := 0; i < 1000; i++ {
+		last = startCommand(t, mallory)
+		if last.Type == "result" {
+			opened++
+		}
+	}
+	t.Logf("one user started 1000 sessions (%d answered with a form)", opened)
+	t.Logf("the 1000th session: %.200s", last.XML)
+	for _, name := range []string{"carol", "admin"} {
+		c := s.user(name)
+		if res := startCommand(t, c); res.Type != "result" {
+			t.Errorf("%s cannot run a command after another user opened 1000 sessions: %s", name, res.XML)
+		}
+	}
+
+	// Sessions end when their resource goes offline.
+	alice := s.userRes(t, "alice", "laptop")
+	alice.SendRaw(`<presence to='` + ircDomain + `'/>`)
+	form := startCommand(t, alice)
+	sid := form.Find("{" + nsCommands + "}command").AttrValue("sessionid")
+	if form.Type != "result" || sid == "" {
+		t.Fatalf("configure: %s", form.XML)
+	}
+	alice.Close()
+	time.Sleep(time.Second)
+	again := s.userRes(t, "alice", "laptop")
+	res := again.IQ(t, fmt.Sprintf(`<iq type='set' to='%s'><command xmlns='%s' node='configure' sessionid='%s' action='complete'/></iq>`, ircDomain, nsCommands, sid), wait)
+	if res.Type != "error" {
+		t.Errorf("a session of a resource that went offline is still there: %s", res.XML)
+	}
+}

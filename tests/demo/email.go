@@ -27,11 +27,12 @@ type emailDemo struct {
 
 // startEmailDemo starts Dovecot and Postfix; the gateway's [email] section
 // is extra(), and registered() signs alice and bob up once it runs.
-func startEmailDemo(tb *testbed.Standalone, secret string) *emailDemo {
+// portOr gives a default port when it is free (0, a free one, otherwise).
+func startEmailDemo(tb *testbed.Standalone, secret string, portOr func(port int, what string) int) *emailDemo {
 	d := &emailDemo{tb: tb, secret: secret}
 	d.listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(testbed.FreePort(tb)))
 	d.postfix = testbed.StartPostfix(tb, testbed.PostfixOptions{
-		Port:          portOr(2525),
+		Port:          portOr(2525, "SMTP (Postfix)"),
 		Transport:     map[string]string{mailDomain: "smtp:[127.0.0.1]:" + portOf(d.listen)},
 		QueueLifetime: "1h",
 	})

@@ -56,9 +56,17 @@ func run(binPath string) int {
 	secret := rand.Text()
 	password := strings.ToLower(rand.Text()[:10])
 
-	email := startEmailDemo(tb, secret)
+	var taken []string // default ports other programs hold
+	portOr := func(port int, what string) int {
+		if p := freePort(port); p != 0 {
+			return p
+		}
+		taken = append(taken, fmt.Sprintf("%d (%s)", port, what))
+		return 0
+	}
+	email := startEmailDemo(tb, secret, portOr)
 	httpListen := ""
-	if p := portOr(8480); p != 0 {
+	if p := portOr(8480, "gateway HTTP"); p != 0 {
 		httpListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
 	sms := newSMSDemo(tb, secret, httpListen)
@@ -66,15 +74,15 @@ func run(binPath string) int {
 	httpListen = sms.listen
 
 	prosody := testbed.StartProsody(tb, testbed.ProsodyOptions{
-		C2SPort:       portOr(5222),
-		ComponentPort: portOr(5347),
+		C2SPort:       portOr(5222, "XMPP clients"),
+		ComponentPort: portOr(5347, "XMPP components"),
 		Components:    map[string]string{ircDomain: secret, smsDomain: smsSecret, mailDomain: secret},
 		LogLevel:      "info",
 	})
 	for _, user := range []string{"alice", "bob", "carol"} {
 		prosody.Register(user, password)
 	}
-	ngircd := testbed.StartNgircd(tb, testbed.NgircdOptions{Port: portOr(16667)})
+	ngircd := testbed.StartNgircd(tb, testbed.NgircdOptions{Port: portOr(16667, "IRC")})
 
 	dir := tb.TempDir()
 	config := testbed.WriteGatewayConfig(dir, testbed.GatewayConfig{
@@ -94,6 +102,11 @@ func run(binPath string) int {
 	})
 	gateway := testbed.StartGatewayOutput(tb, binPath, config, os.Stdout)
 
+	if len(taken) > 0 {
+		fmt.Printf("\ndemo: default ports %s are in use by other programs (on a stock Debian, the\n"+
+			"prosody/ngircd/inspircd/postgresql daemons that installing the packages started);\n"+
+			"the demo left them alone and uses free ports instead, shown below.\n", strings.Join(taken, ", "))
+	}
 	_, c2sPort, _ := net.SplitHostPort(prosody.C2SAddr())
 	_, ircPort, _ := net.SplitHostPort(ngircd.Addr())
 	fmt.Printf(`
@@ -139,9 +152,9 @@ Ctrl-C stops everything.
 	return 0
 }
 
-// portOr returns port if 127.0.0.1:port is free now, else 0 (the starters
-// then pick a free port).
-func portOr(port int) int {
+// freePort returns port if 127.0.0.1:port is free now, else 0 (the
+// starters then pick a free port).
+func freePort(port int) int {
 	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return 0

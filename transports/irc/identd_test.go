@@ -73,7 +73,7 @@ func TestIdentdConfig(t *testing.T) {
 	}
 	cfg := testConfig("127.0.0.1:6667")
 	cfg.IdentdListen = "nonsense"
-	if _, err := New(cfg, memstore.New(), nil, testLog()); err == nil || !strings.Contains(err.Error(), "identd_listen") {
+	if _, err := New(cfg, memstore.New(), nil, testLog()); err == nil || !strings.Contains(err.Error(), "irc.identd_listen") {
 		t.Fatalf("New = %v", err)
 	}
 }

@@ -1112,6 +1112,9 @@ func (n *network) occupant(r *room, nick string) bridge.Occupant {
 // sendRoomJoined tells a resource that it is in the room.
 func (n *network) sendRoomJoined(r *room, w waiter) {
 	r.selfNick = n.nick
+	// Recorded before the client hears it is in: a crash right after
+	// must still find it to tell (occstate.go).
+	n.s.saveOccupants()
 	rj := bridge.RoomJoined{
 		To: w.jid, Room: r.addr, Self: n.occupant(r, n.nick),
 		NickChanged: w.nick != n.nick, Created: r.created,

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/ergochat/irc-go/ircmsg"
 	"mellium.im/xmpp/jid"
 
 	"switchboard/bridge"
@@ -36,9 +37,22 @@ type savedOccupant struct {
 	JID     string `json:"jid"`
 }
 
-// occupantCommands are the IRC commands after which the session's
-// occupants may have changed (the others are not worth a look).
-var occupantCommands = map[string]bool{"JOIN": true, "PART": true, "KICK": true, "NICK": true, "366": true, "324": true, "ERROR": true}
+// changesOwnRooms reports whether an IRC line may change the session's
+// occupants: our own PART or NICK, a KICK of us, ERROR. (A join's
+// completion records itself in sendRoomJoined; the JOINs, PARTs and
+// QUITs of other members, which a big channel brings by the thousand,
+// change nothing here.)
+func (n *network) changesOwnRooms(m *ircmsg.Message) bool {
+	switch m.Command {
+	case "PART", "NICK":
+		return n.isMe(sourceNick(m))
+	case "KICK":
+		return len(m.Params) > 1 && n.isMe(m.Params[1])
+	case "ERROR":
+		return true
+	}
+	return false
+}
 
 // saveOccupants records the session's occupants when they changed.
 func (s *session) saveOccupants() {
@@ -102,8 +116,21 @@ func (t *Transport) indexOccupants(ctx context.Context, bare string, has bool) {
 	}
 }
 
-// occupantUsers reads the index (t.occMu held).
+// occupantUsers returns the index (t.occMu held), read from the store
+// once and then kept in memory.
 func (t *Transport) occupantUsers(ctx context.Context) (map[string]bool, error) {
+	if t.occUsers != nil {
+		return t.occUsers, nil
+	}
+	users, err := t.readOccupantUsers(ctx)
+	if err == nil {
+		t.occUsers = users
+	}
+	return users, err
+}
+
+// readOccupantUsers reads the index from the store.
+func (t *Transport) readOccupantUsers(ctx context.Context) (map[string]bool, error) {
 	users := map[string]bool{}
 	b, err := t.st.GetState(ctx, t.codec.Domain(), "irc", stateOccupantUsers)
 	if errors.Is(err, store.ErrNotFound) || err == nil && len(b) == 0 {

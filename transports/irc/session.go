@@ -157,8 +157,9 @@ func (s *session) HandleNetwork(ev any) {
 	switch ev := ev.(type) {
 	case connLine:
 		if n := s.netOf(ev.c); n != nil {
+			own := n.changesOwnRooms(&ev.msg) // before handle: a NICK changes n.nick
 			n.handle(&ev.msg)
-			if occupantCommands[ev.msg.Command] {
+			if own {
 				s.saveOccupants()
 			}
 		}

@@ -63,8 +63,9 @@ type Transport struct {
 	linkUp chan struct{}
 	// occMu orders the updates of the list of users with recorded
 	// occupants; stale are the previous run's (occstate.go).
-	occMu sync.Mutex
-	stale *staleOccupants
+	occMu    sync.Mutex
+	stale    *staleOccupants
+	occUsers map[string]bool // the index, once read (t.occMu held)
 }
 
 // netInfo is what the transport knows about reaching one network before a
