@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ergochat/irc-go/ircmsg"
 	"mellium.im/xmpp/jid"
 
 	"switchboard/bridge"
@@ -203,4 +204,30 @@ func (h *harness) dump() string {
 		fmt.Fprintf(&b, "  %T %+v\n", ev, ev)
 	}
 	return b.String()
+}
+
+const wait = 10 * time.Second
+
+func isPrivmsg(from, target, text string) func(*ircmsg.Message) bool {
+	return func(m *ircmsg.Message) bool {
+		return m.Command == "PRIVMSG" && m.Nick() == from && len(m.Params) == 2 &&
+			strings.EqualFold(m.Params[0], target) && (text == "" || m.Params[1] == text)
+	}
+}
+
+// waitGone waits until nick is no longer on the server (ISON).
+func waitGone(t *testing.T, c *testbed.IRCClient, nick string) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		c.Send("ISON " + nick)
+		m := c.Expect(t, func(m *ircmsg.Message) bool { return m.Command == "303" }, wait)
+		if strings.TrimSpace(m.Params[len(m.Params)-1]) == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still on the server", nick)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

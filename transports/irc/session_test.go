@@ -579,3 +579,12 @@ func TestChannelPasswordChecked(t *testing.T) {
 		t.Fatalf("errors = %+v", errs)
 	}
 }
+
+// TestStatusLines describes the connection for the status command.
+func TestStatusLines(t *testing.T) {
+	s, n, u := newTestNetwork(t, nil)
+	joinRoom(t, s, n, u)
+	if st := s.Status(); len(st) != 1 || st[0] != "local: connected as alice, in #chan." {
+		t.Fatalf("status = %q", st)
+	}
+}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ergochat/irc-go/ircmsg"
-
 	"switchboard/bridge"
 	"switchboard/mapping"
 	"switchboard/store"
@@ -156,51 +154,6 @@ func checkSecret(what, s string) error {
 // forbiddenRaw are commands a user may not send raw: they would break the
 // gateway's own handling of the connection.
 var forbiddenRaw = map[string]bool{"CAP": true, "AUTHENTICATE": true, "USER": true, "PASS": true, "WEBIRC": true, "SERVICE": true}
-
-// parseRaw turns a line the user typed to a server JID (or saved as an
-// after-connect command) into an IRC message. It accepts "COMMAND args",
-// the same with a leading '/', "/msg target text" and "/quote …"/"/raw …".
-// A line with NUL, CR or LF is refused (ircmsg refuses it too), as are
-// tags, a source, and commands that would break the connection's state.
-func parseRaw(line string) (ircmsg.Message, error) {
-	line = strings.TrimSpace(line)
-	if !safeParam(line) {
-		return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "A command cannot contain a line break or NUL.")
-	}
-	if strings.HasPrefix(line, "/") {
-		line = line[1:]
-		word, rest, _ := strings.Cut(line, " ")
-		switch strings.ToLower(word) {
-		case "quote", "raw":
-			line = strings.TrimSpace(rest)
-		case "msg", "privmsg":
-			target, text, _ := strings.Cut(strings.TrimSpace(rest), " ")
-			if !validTarget(target) || text == "" {
-				return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "Write /msg nick text.")
-			}
-			return ircmsg.MakeMessage(nil, "", "PRIVMSG", target, text), nil
-		}
-	}
-	if line == "" {
-		return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "The command is empty.")
-	}
-	if line[0] == '@' || line[0] == ':' {
-		return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "A command cannot start with tags or a source.")
-	}
-	msg, err := ircmsg.ParseLine(line)
-	if err != nil {
-		return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "%s is not an IRC command: %v.", quote(line), err)
-	}
-	for i := 0; i < len(msg.Command); i++ {
-		if c := msg.Command[i]; !(c >= 'A' && c <= 'Z') {
-			return ircmsg.Message{}, bridge.Errorf(bridge.BadRequest, "%s is not an IRC command name.", quote(msg.Command))
-		}
-	}
-	if forbiddenRaw[msg.Command] {
-		return ircmsg.Message{}, bridge.Errorf(bridge.NotAllowed, "The gateway handles %s itself; it cannot be sent by hand.", msg.Command)
-	}
-	return msg, nil
-}
 
 // ---------------------------------------------------------------- registration
 

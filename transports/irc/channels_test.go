@@ -2,25 +2,15 @@ package irc
 
 import (
 	"strings"
+	"switchboard/bridge"
+	"switchboard/mapping"
+	"switchboard/tests/testbed"
 	"testing"
 	"time"
 
 	"github.com/ergochat/irc-go/ircmsg"
 	"mellium.im/xmpp/jid"
-
-	"switchboard/bridge"
-	"switchboard/mapping"
-	"switchboard/tests/testbed"
 )
-
-const wait = 10 * time.Second
-
-func isPrivmsg(from, target, text string) func(*ircmsg.Message) bool {
-	return func(m *ircmsg.Message) bool {
-		return m.Command == "PRIVMSG" && m.Nick() == from && len(m.Params) == 2 &&
-			strings.EqualFold(m.Params[0], target) && (text == "" || m.Params[1] == text)
-	}
-}
 
 // TestFoundation runs the first slice against a real ngircd: join, NAMES,
 // self-presence, messages both ways, private messages, refusals, leave.
@@ -138,22 +128,5 @@ func TestFoundation(t *testing.T) {
 			t.Fatalf("connections = %d after leaving", h.tr.Connections())
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// waitGone waits until nick is no longer on the server (ISON).
-func waitGone(t *testing.T, c *testbed.IRCClient, nick string) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		c.Send("ISON " + nick)
-		m := c.Expect(t, func(m *ircmsg.Message) bool { return m.Command == "303" }, wait)
-		if strings.TrimSpace(m.Params[len(m.Params)-1]) == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is still on the server", nick)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
