@@ -114,7 +114,7 @@ func NormalizeMailbox(s string) (string, error) {
 			return "", bad("the part before the @ contains " + describeRune(r))
 		}
 	}
-	if p := hostNameProblem(domain); p != "" {
+	if p := HostNameProblem(domain); p != "" {
 		return "", bad("the domain " + p)
 	}
 	lower := strings.ToLower(domain)

@@ -8,10 +8,11 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// hostNameProblem says why s is not a DNS host name (RFC 1123 labels of
+// HostNameProblem says why s is not a DNS host name (RFC 1123 labels of
 // ASCII letters, digits and hyphens), or returns "" when it is one. s may
-// have uppercase letters; the caller lowercases.
-func hostNameProblem(s string) string {
+// have uppercase letters; the caller lowercases. The email transport's
+// address checks use it too.
+func HostNameProblem(s string) string {
 	switch {
 	case s == "":
 		return "it is empty"
@@ -80,7 +81,7 @@ func normalizeHost(s string) (host, problem string) {
 	if bracketed {
 		return "", "it is not a valid IPv6 address"
 	}
-	if p := hostNameProblem(s); p != "" {
+	if p := HostNameProblem(s); p != "" {
 		return "", p
 	}
 	return strings.ToLower(s), ""

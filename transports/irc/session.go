@@ -829,7 +829,10 @@ func (s *session) queryArchive(room mapping.Address, q *bridge.ArchiveQuery) (*b
 		return nil, bridge.Errorf(bridge.FeatureNotImplemented, "This gateway keeps no history of %s.", room.Network)
 	}
 	room = room.Room()
-	sq := store.ArchiveQuery{User: s.bare, Transport: "irc", Peer: mapping.PeerKey(room)}
+	sq, firstIndex, err := q.StoreQuery(s.bare, "irc", mapping.PeerKey(room))
+	if err != nil {
+		return nil, err
+	}
 	if q.With != "" {
 		j, err := jid.Parse(q.With)
 		if err != nil {
@@ -837,35 +840,8 @@ func (s *session) queryArchive(room mapping.Address, q *bridge.ArchiveQuery) (*b
 		}
 		sq.With = j.Resourcepart()
 	}
-	for _, b := range []struct {
-		in  string
-		out *time.Time
-	}{{q.Start, &sq.Start}, {q.End, &sq.End}} {
-		if b.in == "" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339Nano, b.in)
-		if err != nil {
-			return nil, bridge.Errorf(bridge.BadRequest, "%q is not a date and time (XEP-0082).", b.in)
-		}
-		*b.out = t
-	}
 	if oldest := time.Now().AddDate(0, 0, -days); sq.Start.Before(oldest) {
 		sq.Start = oldest
-	}
-	firstIndex := 0
-	if p := q.Page; p != nil {
-		if p.Max != nil {
-			sq.Limit = max(1, *p.Max)
-		}
-		if p.After != nil {
-			sq.AfterID = *p.After
-			firstIndex = -1
-		}
-		if p.Before != nil {
-			sq.Before, sq.BeforeID = true, *p.Before
-			firstIndex = -1
-		}
 	}
 	ctx, cancel := context.WithTimeout(s.u.Context(), 10*time.Second)
 	defer cancel()
@@ -878,12 +854,5 @@ func (s *session) queryArchive(room mapping.Address, q *bridge.ArchiveQuery) (*b
 		s.log.Warn("querying the room archive failed", "room", room.Name, "err", err)
 		return nil, bridge.Errorf(bridge.InternalServerError, "The archive could not be read; the administrator can find the reason in the log.")
 	}
-	res := &bridge.ArchiveResult{QueryID: q.QueryID, Complete: page.Complete, Page: &bridge.PageResult{Count: page.Count, FirstIndex: firstIndex}}
-	for _, e := range page.Entries {
-		res.Messages = append(res.Messages, archivedMessage(room, e))
-	}
-	if len(page.Entries) > 0 {
-		res.Page.First, res.Page.Last = page.Entries[0].ID, page.Entries[len(page.Entries)-1].ID
-	}
-	return res, nil
+	return bridge.ArchiveResultOf(q, page, firstIndex, func(e store.ArchiveEntry) bridge.Message { return archivedMessage(room, e) }), nil
 }

@@ -344,31 +344,9 @@ func (s *session) queryArchive(to mapping.Address, q *bridge.ArchiveQuery) (*bri
 			return nil, bridge.Errorf(bridge.Forbidden, "Only the members of a team inbox may read its history.")
 		}
 	}
-	sq := store.ArchiveQuery{User: s.bare, Transport: Name, Peer: mapping.PeerKey(to)}
-	for _, b := range []struct {
-		in  string
-		out *time.Time
-	}{{q.Start, &sq.Start}, {q.End, &sq.End}} {
-		if b.in == "" {
-			continue
-		}
-		tm, err := time.Parse(time.RFC3339Nano, b.in)
-		if err != nil {
-			return nil, bridge.Errorf(bridge.BadRequest, "%q is not a date and time (XEP-0082).", b.in)
-		}
-		*b.out = tm
-	}
-	firstIndex := 0
-	if p := q.Page; p != nil {
-		if p.Max != nil {
-			sq.Limit = max(1, *p.Max)
-		}
-		if p.After != nil {
-			sq.AfterID, firstIndex = *p.After, -1
-		}
-		if p.Before != nil {
-			sq.Before, sq.BeforeID, firstIndex = true, *p.Before, -1
-		}
+	sq, firstIndex, err := q.StoreQuery(s.bare, Name, mapping.PeerKey(to))
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(s.u.Context(), 10*time.Second)
 	defer cancel()
@@ -380,20 +358,14 @@ func (s *session) queryArchive(to mapping.Address, q *bridge.ArchiveQuery) (*bri
 		s.log.Warn("querying the SMS archive failed", "err", err)
 		return nil, bridge.Errorf(bridge.InternalServerError, "The archive could not be read.")
 	}
-	res := &bridge.ArchiveResult{QueryID: q.QueryID, Complete: page.Complete, Page: &bridge.PageResult{Count: page.Count, FirstIndex: firstIndex}}
-	for _, e := range page.Entries {
+	return bridge.ArchiveResultOf(q, page, firstIndex, func(e store.ArchiveEntry) bridge.Message {
 		if to.Kind == mapping.KindRoom {
-			res.Messages = append(res.Messages, archivedMessage(to, e))
-			continue
+			return archivedMessage(to, e)
 		}
 		m := bridge.Message{From: to, Type: bridge.Chat, StanzaID: e.ID, Body: e.Body, Time: e.Time, ID: e.OriginID}
 		if e.Outgoing {
 			m.To = s.u.JID()
 		}
-		res.Messages = append(res.Messages, m)
-	}
-	if len(page.Entries) > 0 {
-		res.Page.First, res.Page.Last = page.Entries[0].ID, page.Entries[len(page.Entries)-1].ID
-	}
-	return res, nil
+		return m
+	}), nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"switchboard/mapping"
 	"unicode"
 	"unicode/utf8"
 
@@ -96,7 +97,7 @@ func validateAddress(s string) (Address, error) {
 			return bad("the part before the @ contains %s, which needs quoting and is not supported", describeRune(r))
 		}
 	}
-	if why := hostNameProblem(domain); why != "" {
+	if why := mapping.HostNameProblem(domain); why != "" {
 		return bad("the domain %q is not a valid host name (%s)", domain, why)
 	}
 	a.Addr = local + "@" + strings.ToLower(domain)
@@ -132,51 +133,4 @@ func describeRune(r rune) string {
 		return fmt.Sprintf("the control character U+%04X", r)
 	}
 	return fmt.Sprintf("%q", r)
-}
-
-// hostNameProblem says why s is not a DNS host name (RFC 1123 labels of
-// ASCII letters, digits and hyphens), or returns "".
-func hostNameProblem(s string) string {
-	switch {
-	case s == "":
-		return "it is empty"
-	case len(s) > 253:
-		return "it is longer than 253 characters"
-	case s[len(s)-1] == '.':
-		return "it ends with a dot"
-	}
-	labelStart := 0
-	allDigits := true
-	for i := 0; i <= len(s); i++ {
-		if i < len(s) && s[i] != '.' {
-			c := s[i]
-			switch {
-			case c >= '0' && c <= '9':
-			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '-':
-				allDigits = false
-			case c >= 0x80:
-				return "it has non-ASCII characters; write an internationalised name in its xn-- form"
-			default:
-				return "it contains " + describeRune(rune(c))
-			}
-			continue
-		}
-		label := s[labelStart:i]
-		switch {
-		case label == "":
-			return "it has an empty label (two dots in a row, or a leading dot)"
-		case len(label) > 63:
-			return "one of its labels is longer than 63 characters"
-		case label[0] == '-' || label[len(label)-1] == '-':
-			return "a label starts or ends with a hyphen"
-		}
-		if i < len(s) {
-			labelStart = i + 1
-			allDigits = true
-		}
-	}
-	if allDigits {
-		return "its last label is all digits, which no host name has"
-	}
-	return ""
 }

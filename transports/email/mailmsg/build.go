@@ -10,6 +10,7 @@ import (
 	netmail "net/mail"
 	"sort"
 	"strings"
+	"switchboard/mapping"
 	"time"
 	"unicode/utf8"
 
@@ -208,7 +209,7 @@ func build(o Outgoing) ([]byte, string, error) {
 		if domain == "" {
 			domain = o.From.Addr[strings.LastIndexByte(o.From.Addr, '@')+1:]
 		}
-		if why := hostNameProblem(domain); why != "" {
+		if why := mapping.HostNameProblem(domain); why != "" {
 			return nil, "", &HeaderError{Field: "Domain", Why: fmt.Sprintf("%q is not a valid host name (%s)", domain, why)}
 		}
 		if id, err = newMessageID(strings.ToLower(domain)); err != nil {
