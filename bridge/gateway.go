@@ -413,6 +413,9 @@ func (g *Gateway) Unregister(ctx context.Context, transport string, from jid.JID
 	if err := g.store.DeleteAccount(ctx, bare, transport); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("deleting the account of %s: %w", bare, err)
 	}
+	if u, ok := g.transports[transport].t.(Unregisterer); ok {
+		u.Unregistered(bare)
+	}
 	g.log.Info("user unregistered", "user", bare, "transport", transport)
 	return nil
 }

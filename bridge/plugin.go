@@ -90,6 +90,14 @@ type HTTPService interface {
 	HTTPHandler() (prefix string, h http.Handler)
 }
 
+// Unregisterer is implemented by a transport that keeps something of a
+// user outside the store's rows for them (a phone number taken from a
+// pool, an open watcher): Gateway.Unregister calls it once the account is
+// deleted.
+type Unregisterer interface {
+	Unregistered(bareJID string)
+}
+
 // Syncer is a Sink that can confirm that the XMPP server has taken what
 // was queued: Sync returns nil once everything queued before the call has
 // been read by the server (a XEP-0199 ping queued behind it was answered;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"switchboard/bridge"
+	"switchboard/store/memstore"
 )
 
 // TestDoRunsOnTheUsersGoroutine: Do starts the user's goroutine, runs the
@@ -111,5 +113,31 @@ func TestSyncWithoutSyncer(t *testing.T) {
 	}
 	if err := gw.Emit(context.Background(), "fake", bridge.Message{Body: "x"}); err != nil {
 		t.Fatalf("Emit: %v", err)
+	}
+}
+
+// unregTransport records Unregistered calls.
+type unregTransport struct {
+	fakeTransport
+	gone []string
+}
+
+func (t *unregTransport) Unregistered(bare string) { t.gone = append(t.gone, bare) }
+
+// TestUnregisteredIsCalled: a transport that keeps something of a user
+// outside the store hears of the user's unregistration.
+func TestUnregisteredIsCalled(t *testing.T) {
+	tr := &unregTransport{}
+	gw := bridge.New(memstore.New(), allowList{}, slog.New(slog.DiscardHandler), nil)
+	gw.AddTransport(tr, chanSink{ch: make(chan bridge.Outbound, 10)})
+	alice := jid.MustParse("alice@example.org/phone")
+	if err := gw.Register(context.Background(), "fake", alice, bridge.FormValues{"nick": {"alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Unregister(context.Background(), "fake", alice); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.gone) != 1 || tr.gone[0] != "alice@example.org" {
+		t.Fatalf("Unregistered calls: %v", tr.gone)
 	}
 }

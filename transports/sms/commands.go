@@ -369,3 +369,12 @@ func (s *session) queryArchive(to mapping.Address, q *bridge.ArchiveQuery) (*bri
 		return m
 	}), nil
 }
+
+// Unregistered gives the number a user took from the pool (or an admin
+// assigned) back when they unregister, so that the next user may pick it.
+// A number from the config file stays where the config puts it.
+func (t *Transport) Unregistered(bare string) {
+	if num, err := t.nums.unassign(bare); err == nil && num != "" {
+		t.log.Info("number freed: its owner unregistered", "user", bare, "number", num)
+	}
+}
