@@ -95,7 +95,17 @@ func (n *network) onJoin(m *ircmsg.Message) {
 
 func (n *network) onPart(m *ircmsg.Message) {
 	nick := sourceNick(m)
-	r := n.rooms[n.fold(param(m, 0))]
+	key := n.fold(param(m, 0))
+	if n.isMe(nick) && n.parting[key] > 0 {
+		// The echo of a PART the user asked for: the room is gone
+		// already, and one in n.rooms now is a new join (the user left
+		// and came back before the echo), which this must not end.
+		if n.parting[key]--; n.parting[key] == 0 {
+			delete(n.parting, key)
+		}
+		return
+	}
+	r := n.rooms[key]
 	if r == nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package irc
 
 import (
+	"slices"
 	"strings"
 	"switchboard/bridge"
 	"switchboard/mapping"
@@ -128,5 +129,46 @@ func TestFoundation(t *testing.T) {
 			t.Fatalf("connections = %d after leaving", h.tr.Connections())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRejoinBeforePartEcho: a user who leaves a room and joins it again
+// before the server's echo of the PART arrives is joined; the late echo
+// does not end the new join (it did, and the client waited for ever).
+func TestRejoinBeforePartEcho(t *testing.T) {
+	s, n, u := newTestNetwork(t, nil)
+	joinRoom(t, s, n, u)
+	// A second room keeps the connection when #chan is left.
+	s.join(bridge.JoinRoom{From: phone, Room: roomAddr("#two").Occupant("alice"), MUC: true})
+	sent(n)
+	feed(t, n, ":alice!al@gw.example JOIN #two", ":irc.test 353 alice = #two :alice", ":irc.test 366 alice #two :End of NAMES list", ":irc.test 324 alice #two +nt")
+	take[bridge.RoomJoined](u)
+	s.leave(bridge.LeaveRoom{From: phone, Room: roomAddr("#chan").Occupant("alice")})
+	if got := sent(n); !slices.Contains(got, "PART #chan") {
+		t.Fatalf("leave sent %q", got)
+	}
+	s.join(bridge.JoinRoom{From: phone, Room: roomAddr("#chan").Occupant("alice"), MUC: true})
+	if got := sent(n); !slices.Contains(got, "JOIN #chan") {
+		t.Fatalf("rejoin sent %q", got)
+	}
+	u.events = nil
+	feed(t, n,
+		":alice!al@gw.example PART #chan", // the echo of the first PART
+		":alice!al@gw.example JOIN #chan",
+		":irc.test 353 alice = #chan :alice @bob",
+		":irc.test 366 alice #chan :End of NAMES list",
+		":irc.test 324 alice #chan +nt",
+	)
+	if gone := take[bridge.OccupantChanged](u); len(gone) != 0 {
+		t.Errorf("the PART echo was taken for the new join: %+v", gone)
+	}
+	rj := take[bridge.RoomJoined](u)
+	if len(rj) != 1 || !rj[0].To.Equal(phone) {
+		t.Fatalf("the rejoin did not complete: %+v (events left %+v)", rj, u.events)
+	}
+	// A PART the user did not ask for still ends the room.
+	feed(t, n, ":alice!al@gw.example PART #chan :kicked out by services")
+	if gone := take[bridge.OccupantChanged](u); len(gone) != 1 || !gone[0].Gone || !gone[0].Self {
+		t.Fatalf("an unasked PART: %+v", gone)
 	}
 }

@@ -27,6 +27,11 @@ type network struct {
 	state int
 	gen   int // connection attempts, to ignore stale timers
 
+	// parting counts, per room key, the PARTs we sent whose echo has not
+	// come back: that echo must not end a room the user joined again
+	// meanwhile.
+	parting map[string]int
+
 	nick      string // our nick as the server knows it ("" before 001)
 	wantNick  string // the nick registration asks for, and the one taken back
 	nickTries int
@@ -253,6 +258,7 @@ func (n *network) onRegistered(nick string) {
 func (n *network) onDown(c *conn, err error) {
 	s := n.s
 	n.c = nil
+	n.parting = nil // no echo comes on a dead connection
 	// The writer has ended: written is final.
 	n.onWritten(c.written.Load())
 	n.stopTimer(&n.regT)

@@ -572,7 +572,12 @@ func (s *session) leave(ev bridge.LeaveRoom) {
 			if reason := firstLine(ev.Status); reason != "" {
 				params = append(params, reason)
 			}
-			n.send(ircmsg.MakeMessage(nil, "", "PART", params...))
+			if n.send(ircmsg.MakeMessage(nil, "", "PART", params...)) == nil {
+				if n.parting == nil {
+					n.parting = map[string]int{}
+				}
+				n.parting[r.key]++
+			}
 		}
 		delete(n.rooms, r.key)
 	}
