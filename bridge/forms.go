@@ -64,3 +64,20 @@ func (v FormValues) Bool(name string) bool {
 	s := v.Get(name)
 	return s == "1" || s == "true"
 }
+
+// FieldValue is the Values of a form field holding v: none when v is
+// empty (the field is shown blank).
+func FieldValue(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
+}
+
+// BoolValue is a boolean field's value as XEP-0004 writes it.
+func BoolValue(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -168,26 +168,12 @@ func (t *Transport) RegistrationForm(acct *store.Account) *bridge.Form {
 		Instructions: "These apply on every IRC network unless a network's own settings (the configure command of " +
 			"network@" + t.codec.Domain() + ") say otherwise. Leave a field empty to use the default.",
 		Fields: []bridge.FormField{
-			{Var: keyNick, Type: bridge.FieldTextSingle, Label: "Nick", Desc: "Used when connecting; by default the nick you join a room with.", Values: vals(set.get(keyNick))},
-			{Var: keyUsername, Type: bridge.FieldTextSingle, Label: "Username (ident)", Desc: "By default the local part of your address.", Values: vals(set.get(keyUsername))},
-			{Var: keyRealname, Type: bridge.FieldTextSingle, Label: "Real name", Values: vals(set.get(keyRealname))},
-			{Var: keyBouncer, Type: bridge.FieldBoolean, Label: "Stay connected to IRC while I am offline (bouncer)", Values: []string{boolVal(set.bouncer(""))}},
+			{Var: keyNick, Type: bridge.FieldTextSingle, Label: "Nick", Desc: "Used when connecting; by default the nick you join a room with.", Values: bridge.FieldValue(set.get(keyNick))},
+			{Var: keyUsername, Type: bridge.FieldTextSingle, Label: "Username (ident)", Desc: "By default the local part of your address.", Values: bridge.FieldValue(set.get(keyUsername))},
+			{Var: keyRealname, Type: bridge.FieldTextSingle, Label: "Real name", Values: bridge.FieldValue(set.get(keyRealname))},
+			{Var: keyBouncer, Type: bridge.FieldBoolean, Label: "Stay connected to IRC while I am offline (bouncer)", Values: []string{bridge.BoolValue(set.bouncer(""))}},
 		},
 	}
-}
-
-func vals(v string) []string {
-	if v == "" {
-		return nil
-	}
-	return []string{v}
-}
-
-func boolVal(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }
 
 // ApplyRegistration validates and stores the registration form.
@@ -336,28 +322,28 @@ func (t *Transport) configureNetwork(req *bridge.CommandRequest, acct *store.Acc
 			Title:        "Settings for " + network,
 			Instructions: "Leave a field empty to use your global setting or the default. Passwords are stored encrypted; leave them empty to keep the saved one, or write - to remove it.",
 			Fields: []bridge.FormField{
-				{Var: keyNick, Type: bridge.FieldTextSingle, Label: "Nick", Values: vals(set.net(key, keyNick))},
-				{Var: keyUsername, Type: bridge.FieldTextSingle, Label: "Username (ident)", Values: vals(set.net(key, keyUsername))},
-				{Var: keyRealname, Type: bridge.FieldTextSingle, Label: "Real name", Values: vals(set.net(key, keyRealname))},
+				{Var: keyNick, Type: bridge.FieldTextSingle, Label: "Nick", Values: bridge.FieldValue(set.net(key, keyNick))},
+				{Var: keyUsername, Type: bridge.FieldTextSingle, Label: "Username (ident)", Values: bridge.FieldValue(set.net(key, keyUsername))},
+				{Var: keyRealname, Type: bridge.FieldTextSingle, Label: "Real name", Values: bridge.FieldValue(set.net(key, keyRealname))},
 				{Var: secretPassword, Type: bridge.FieldTextPrivate, Label: "Server password"},
-				{Var: keySASLMechanism, Type: bridge.FieldListSingle, Label: "SASL login", Values: vals(set.net(key, keySASLMechanism)),
+				{Var: keySASLMechanism, Type: bridge.FieldListSingle, Label: "SASL login", Values: bridge.FieldValue(set.net(key, keySASLMechanism)),
 					Options: []bridge.FormOption{{Label: "None", Value: ""}, {Label: "Account and password (PLAIN)", Value: "PLAIN"}, {Label: "Client certificate (EXTERNAL)", Value: "EXTERNAL"}}},
-				{Var: keySASLUsername, Type: bridge.FieldTextSingle, Label: "SASL account (default: your nick)", Values: vals(set.net(key, keySASLUsername))},
+				{Var: keySASLUsername, Type: bridge.FieldTextSingle, Label: "SASL account (default: your nick)", Values: bridge.FieldValue(set.net(key, keySASLUsername))},
 				{Var: secretSASLPassword, Type: bridge.FieldTextPrivate, Label: "SASL password"},
 				{Var: secretClientCert, Type: bridge.FieldTextMulti, Label: "Client certificate and key (PEM)"},
 				{Var: keyCommands, Type: bridge.FieldTextMulti, Label: commandsLabel(set.afterConnect(key))},
 				{Var: keyAutojoin, Type: bridge.FieldTextMulti, Label: "Channels joined after connecting", Values: lines(set.net(key, keyAutojoin))},
-				{Var: keyBouncer, Type: bridge.FieldBoolean, Label: "Stay connected to this network while I am offline (bouncer)", Values: []string{boolVal(set.net(key, keyBouncer) == "1")}},
+				{Var: keyBouncer, Type: bridge.FieldBoolean, Label: "Stay connected to this network while I am offline (bouncer)", Values: []string{bridge.BoolValue(set.net(key, keyBouncer) == "1")}},
 			},
 		}
 		if !configured {
 			f.Fields = append(f.Fields,
-				bridge.FormField{Var: keyPort, Type: bridge.FieldTextSingle, Label: fmt.Sprintf("Port (default %d)", t.cfg.OpenPort), Values: vals(set.net(key, keyPort))},
-				bridge.FormField{Var: keyTLS, Type: bridge.FieldListSingle, Label: "TLS", Values: vals(set.net(key, keyTLS)),
+				bridge.FormField{Var: keyPort, Type: bridge.FieldTextSingle, Label: fmt.Sprintf("Port (default %d)", t.cfg.OpenPort), Values: bridge.FieldValue(set.net(key, keyPort))},
+				bridge.FormField{Var: keyTLS, Type: bridge.FieldListSingle, Label: "TLS", Values: bridge.FieldValue(set.net(key, keyTLS)),
 					Options: []bridge.FormOption{{Label: "Default", Value: ""}, {Label: "On", Value: "1"}, {Label: "Off", Value: "0"}}},
-				bridge.FormField{Var: keyTLSVerify, Type: bridge.FieldListSingle, Label: "Verify the server's certificate", Values: vals(set.net(key, keyTLSVerify)),
+				bridge.FormField{Var: keyTLSVerify, Type: bridge.FieldListSingle, Label: "Verify the server's certificate", Values: bridge.FieldValue(set.net(key, keyTLSVerify)),
 					Options: []bridge.FormOption{{Label: "Yes", Value: ""}, {Label: "No (insecure)", Value: "0"}}},
-				bridge.FormField{Var: keyFingerprint, Type: bridge.FieldTextSingle, Label: "Pin the certificate's SHA-256 fingerprint", Values: vals(set.net(key, keyFingerprint))},
+				bridge.FormField{Var: keyFingerprint, Type: bridge.FieldTextSingle, Label: "Pin the certificate's SHA-256 fingerprint", Values: bridge.FieldValue(set.net(key, keyFingerprint))},
 			)
 		}
 		return &bridge.CommandResponse{Form: f}, nil
@@ -520,7 +506,7 @@ func (t *Transport) configureRoom(req *bridge.CommandRequest, acct *store.Accoun
 			Type:  "form",
 			Title: "Settings for " + req.To.Name,
 			Fields: []bridge.FormField{
-				{Var: keyBouncer, Type: bridge.FieldBoolean, Label: "Stay in this channel while I am offline (history is kept)", Values: []string{boolVal(set.bouncerChannel(key, folded))}},
+				{Var: keyBouncer, Type: bridge.FieldBoolean, Label: "Stay in this channel while I am offline (history is kept)", Values: []string{bridge.BoolValue(set.bouncerChannel(key, folded))}},
 			},
 		}}, nil
 	}

@@ -63,24 +63,10 @@ func (t *Transport) RegistrationForm(acct *store.Account) *bridge.Form {
 				{Label: "Send and tell me the segment count", Value: "tell"},
 				{Label: "Ask me before sending a text above the number of segments below", Value: "ask"},
 			}},
-		bridge.FormField{Var: fieldAskAbove, Type: bridge.FieldTextSingle, Label: "Ask above this many segments", Values: vals(fields[fieldAskAbove])},
-		bridge.FormField{Var: fieldReacts, Type: bridge.FieldBoolean, Label: "Send my reactions (XEP-0444) as short texts", Values: []string{boolVal(fields[fieldReacts] == "1")}},
+		bridge.FormField{Var: fieldAskAbove, Type: bridge.FieldTextSingle, Label: "Ask above this many segments", Values: bridge.FieldValue(fields[fieldAskAbove])},
+		bridge.FormField{Var: fieldReacts, Type: bridge.FieldBoolean, Label: "Send my reactions (XEP-0444) as short texts", Values: []string{bridge.BoolValue(fields[fieldReacts] == "1")}},
 	)
 	return &bridge.Form{Type: "form", Title: "SMS gateway", Instructions: "Texts to phone numbers: +12025550123@" + t.codec.Domain() + ".", Fields: fs}
-}
-
-func vals(v string) []string {
-	if v == "" {
-		return nil
-	}
-	return []string{v}
-}
-
-func boolVal(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }
 
 // ApplyRegistration checks and applies the form.
