@@ -242,7 +242,7 @@ func (s *spool) write(batch []spoolReq) {
 	}
 	_, err := s.curF.Write(buf)
 	if err == nil {
-		err = s.curF.Sync()
+		err = datasync(s.curF)
 	}
 	if err != nil {
 		// Nothing is acknowledged; start a fresh segment so that later
