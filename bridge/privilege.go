@@ -69,6 +69,11 @@ func PrivilegeIQ(ns string) string { return "iq:" + ns }
 // forbidden. No IQ is sent in the first case.
 var ErrNoBlockListPermission = errors.New("the XMPP server has not granted this gateway the permission to read block lists (XEP-0356 iq permission \"get\" on urn:xmpp:blocking)")
 
+// ErrLinkDown is the cause of a failed request to the XMPP server (a
+// block list read) made while the component link was down or that the
+// connection's end left unanswered.
+var ErrLinkDown = errors.New("the component link to the XMPP server is down")
+
 // errNoBlockLister is returned when the transport's sink cannot ask.
 var errNoBlockLister = errors.New("bridge: the sink cannot fetch block lists")
 

@@ -20,7 +20,7 @@ var _ bridge.BlockLister = (*Link)(nil)
 
 // errPrivLinkDown answers the privileged IQs still waiting when a
 // connection ends, and those asked while the link is down.
-var errPrivLinkDown = errors.New("the component link is down: the XMPP server cannot be asked")
+var errPrivLinkDown = bridge.ErrLinkDown
 
 // privWait is one privileged IQ waiting for its answer.
 type privWait struct {

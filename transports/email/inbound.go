@@ -226,11 +226,9 @@ func (s *inSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if owner == "" {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: fmt.Sprintf("<%s>: no such user here", to)}
 	}
-	if s.from != "" {
-		if t.blocks(owner, s.from) {
-			t.log.Info("refused mail from a blocked sender", "user", owner, "from", s.from)
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf("<%s> does not accept mail from <%s>", to, s.from)}
-		}
+	if _, rule := t.refusedBy(ctx, owner, func(a string) bool { return t.blocks(owner, a) }, s.from); rule != "" {
+		t.log.Info("refused mail from a blocked sender", "user", owner, "from", s.from, "rule", rule)
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf("<%s> does not accept mail from <%s>", to, s.from)}
 	}
 	s.rcpts = append(s.rcpts, inRcpt{addr: to, user: owner})
 	return nil
@@ -284,14 +282,18 @@ func (s *inSession) Data(r io.Reader) error {
 	}
 	now := t.now().UTC()
 	queued := 0
-	hdrFrom, hdrRead := "", false
+	hdrFrom, listAddr, hdrRead := "", "", false
 	for _, rc := range s.rcpts {
-		if t.hasBlocks(rc.user) {
+		// The From header and a list's posting address (the list is
+		// the contact) against the blocked field and the XEP-0191 list.
+		if t.hasBlocks(rc.user) || !t.xmppBlockList(ctx, rc.user, false).empty() {
 			if !hdrRead {
-				hdrFrom, hdrRead = headerFrom(raw), true
+				hdrFrom, listAddr = senderAddrs(raw)
+				hdrRead = true
 			}
-			if hdrFrom != "" && t.blocks(rc.user, hdrFrom) {
-				t.log.Info("refused mail from a blocked sender", "user", rc.user, "from", hdrFrom)
+			user := rc.user
+			if a, rule := t.refusedBy(ctx, user, func(a string) bool { return t.blocks(user, a) }, hdrFrom, listAddr); rule != "" {
+				t.log.Info("refused mail from a blocked sender", "user", user, "from", a, "rule", rule)
 				continue
 			}
 		}
