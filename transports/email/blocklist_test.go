@@ -79,7 +79,7 @@ type blockHarness struct {
 	warns *atomic.Int32
 }
 
-func newBlockHarness(t *testing.T) *blockHarness {
+func newBlockHarness(t testing.TB) *blockHarness {
 	h := &blockHarness{sink: &blockSink{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), warns: new(atomic.Int32)}
 	log := slog.New(warnCounter{Handler: slog.DiscardHandler, n: h.warns})
 	cfg := Config{ComponentConfig: bridge.ComponentConfig{Domain: "mail.localhost"}}
@@ -291,5 +291,23 @@ func TestSenderAddrs(t *testing.T) {
 		if from != c.from || list != c.list {
 			t.Errorf("senderAddrs(%q) = %q, %q; want %q, %q", c.raw, from, list, c.from, c.list)
 		}
+	}
+}
+
+// BenchmarkRefusedByNoPermission is the cost the XEP-0191 check adds to
+// every RCPT and DATA when the server grants no permission (the common
+// case): no IQ, no allocation.
+func BenchmarkRefusedByNoPermission(b *testing.B) {
+	h := newBlockHarness(b)
+	ctx := context.Background()
+	field := func(string) bool { return false }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, rule := h.t.refusedBy(ctx, alice, field, "bob@example.com"); rule != "" {
+			b.Fatal(rule)
+		}
+	}
+	if h.sink.calls.Load() != 0 {
+		b.Fatal("asked without the permission")
 	}
 }
