@@ -200,3 +200,55 @@ func TestLinkBlockList(t *testing.T) {
 		t.Fatalf("after reconnecting: %v %v", r.jids, r.err)
 	}
 }
+
+// FuzzPrivilegedAnswer feeds random stanzas to the link while a block
+// list request (id p1, for alice@example.org) waits: never a panic, an
+// answer is taken only from alice with the request's id, and what it
+// yields is either an error or a list of valid JIDs.
+func FuzzPrivilegedAnswer(f *testing.F) {
+	f.Add(`<iq type='result' id='p1' from='alice@example.org' to='irc.localhost'><privilege xmlns='urn:xmpp:privilege:2'><forwarded xmlns='urn:xmpp:forward:0'><iq xmlns='jabber:client' type='result' id='w'><blocklist xmlns='urn:xmpp:blocking'><item jid='bob\40example.com@irc.localhost'/></blocklist></iq></forwarded></privilege></iq>`)
+	f.Add(`<iq type='error' id='p1' from='alice@example.org'><error type='auth'><forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`)
+	f.Add(`<iq type='result' id='p1' from='ALICE@example.org'><privilege xmlns='urn:xmpp:privilege:2'><forwarded xmlns='urn:xmpp:forward:0'><iq type='error'><error/></iq></forwarded></privilege></iq>`)
+	f.Add(`<iq type='result' id='p1' from='mallory@example.org'/>`)
+	h := newHarness(f, LinkConfig{})
+	h.l.repanic = true
+	f.Fuzz(func(t *testing.T, data string) {
+		w := &privWait{user: "alice@example.org", parse: parseBlockList, ch: make(chan privAnswer, 1)}
+		h.l.mu.Lock()
+		if h.l.privIQs == nil {
+			h.l.privIQs = map[string]*privWait{}
+		}
+		h.l.privIQs["p1"] = w
+		h.l.mu.Unlock()
+		_ = feed(h.l, data)
+		h.l.mu.Lock()
+		_, waiting := h.l.privIQs["p1"]
+		delete(h.l.privIQs, "p1")
+		h.l.mu.Unlock()
+		for {
+			select {
+			case <-h.l.queue: // answers to other stanzas
+				continue
+			default:
+			}
+			break
+		}
+		select {
+		case a := <-w.ch:
+			if waiting {
+				t.Fatal("answered but still waiting")
+			}
+			if a.err == nil {
+				for _, j := range a.v.([]jid.JID) {
+					if _, err := jid.Parse(j.String()); err != nil {
+						t.Fatalf("an invalid JID in the list: %q", j)
+					}
+				}
+			}
+		default:
+			if !waiting {
+				t.Fatal("the waiter was removed without an answer")
+			}
+		}
+	})
+}

@@ -274,7 +274,7 @@ func (t *Transport) blockStatus(ctx context.Context, user string, field []string
 	}
 	if !t.gw.CanReadBlockList("email", uj) {
 		return append(out, fmt.Sprintf("Senders you block in your XMPP client (XEP-0191) are not refused by the gateway: your server %s has not granted it the permission to read block lists. "+
-			"The admin of %s can grant it (Prosody: privileged_entities = { [%q] = { iq = { [%q] = \"get\" } } } with mod_privilege; ejabberd: mod_privilege, iq: {%q: {get: all}}); "+
+			"The admin of %s can grant it (Prosody: privileged_entities = { [%q] = { iq = { [%q] = \"get\" } } } with mod_privilege; ejabberd: the iq option of mod_privilege, get on %s); "+
 			"meanwhile your server still drops their messages, and the registration field \"blocked\" refuses their mail.",
 			uj.Domainpart(), uj.Domainpart(), t.cfg.Domain, bridge.NSBlocking, bridge.NSBlocking))
 	}

@@ -711,12 +711,36 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 	return []bridge.Outbound{msg}
 }
 
+// indexFoldASCII is strings.Index with ASCII case folding; sub must be
+// lowercase ASCII.
+func indexFoldASCII(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		match := true
+		for j := 0; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return i
+		}
+	}
+	return -1
+}
+
 // listPostAddress extracts the address of a List-Post header
 // ("<mailto:list@example.org>").
 func listPostAddress(s string) string {
 	s = strings.TrimSpace(s)
 	// mailmsg gives the bare address; a raw header has <mailto:…>.
-	if i := strings.Index(strings.ToLower(s), "mailto:"); i >= 0 {
+	// ASCII-only folding: strings.ToLower changes the length of invalid
+	// UTF-8, and an index into it would not fit s (found by fuzzing).
+	if i := indexFoldASCII(s, "mailto:"); i >= 0 {
 		s = s[i+7:]
 	} else if strings.ContainsAny(s, "<>( ") {
 		return ""
