@@ -66,7 +66,7 @@ type blockEntry struct {
 type blockCache struct {
 	mu     sync.Mutex
 	m      map[string]*blockEntry
-	warned map[string]bool // condition → warned (cleared by a success)
+	warned map[string]bool // "server condition" → warned (cleared by a success on that server)
 }
 
 // xmppBlockList returns the user's XEP-0191 list as it applies to mail:
@@ -152,8 +152,13 @@ func (t *Transport) fetchBlockList(ctx context.Context, user jid.JID) *xmppBlock
 			"user", user.String(), "server", user.Domainpart(), "condition", cond, "err", err)
 		return &xmppBlocks{err: err}
 	}
+	// Working again for this server: its next failure is news.
 	t.blockCache.mu.Lock()
-	t.blockCache.warned = nil
+	for k := range t.blockCache.warned {
+		if strings.HasPrefix(k, user.Domainpart()+" ") {
+			delete(t.blockCache.warned, k)
+		}
+	}
 	t.blockCache.mu.Unlock()
 	return t.mailBlocks(jids)
 }
