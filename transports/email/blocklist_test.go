@@ -130,7 +130,8 @@ func TestXMPPBlockListRules(t *testing.T) {
 
 	h.grant("get")
 	h.sink.set(nil, `bob\40example.com@mail.localhost`, `carol\40example.com@mail.localhost/phone`,
-		`dave\40example.com@other.gateway`, `eve@example.com`, `list\40lists.example.org@mail.localhost`)
+		`dave\40example.com@other.gateway`, `eve@example.com`, `list\40lists.example.org@mail.localhost`,
+		`frank%example.org@mail.localhost`)
 	for _, c := range []struct {
 		addrs []string
 		want  bool
@@ -141,6 +142,7 @@ func TestXMPPBlockListRules(t *testing.T) {
 		{[]string{"dave@example.com"}, false},  // another gateway's JID
 		{[]string{"eve@example.com"}, false},   // a plain JID is not a mail address
 		{[]string{"author@example.net", "list@lists.example.org"}, true},
+		{[]string{"frank@example.org"}, true}, // the % form of the JID is the same mailbox
 		{[]string{"", "nobody@example.com"}, false},
 		{[]string{"not an address"}, false},
 	} {
