@@ -48,7 +48,7 @@ func (l *Link) handle(t *tree) {
 			}
 		}
 	}()
-	if l.privilegeAdvert(t) {
+	if l.privilegeAdvert(t) || l.matchPrivIQ(t) {
 		return
 	}
 	if !l.prepare(t, &s) {

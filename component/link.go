@@ -133,6 +133,7 @@ type Link struct {
 	pending      map[string]pendingQuery
 	pendingAdds  int
 	syncs        map[string]chan error // Sync waiting for its ping's answer, by id
+	privIQs      map[string]*privWait  // privileged IQs waiting for their answer, by id (blocklist.go)
 
 	// retry is the batch whose write failed, written first on the next
 	// connection. Only the writer goroutine of the current connection
@@ -452,6 +453,7 @@ func (l *Link) runOnce(ctx context.Context) (time.Duration, error) {
 		endConn.Do(func() {
 			close(connDone)
 			l.failSyncs(errSyncLinkDown)
+			l.failPrivIQs(errPrivLinkDown)
 		})
 	}
 	defer connEnded()

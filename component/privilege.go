@@ -34,6 +34,15 @@ func (l *Link) privilegeAdvert(t *tree) bool {
 	t.children(p, func(c *node) bool {
 		if c.space == nsPrivilege && c.local == "perm" && c.attrValue("access") != "" {
 			perms[c.attrValue("access")] = c.attrValue("type")
+			if c.attrValue("access") == "iq" {
+				// XEP-0356 v0.4: IQ permission is per namespace.
+				t.children(c, func(n *node) bool {
+					if n.space == nsPrivilege && n.local == "namespace" && n.attrValue("ns") != "" {
+						perms[bridge.PrivilegeIQ(n.attrValue("ns"))] = n.attrValue("type")
+					}
+					return true
+				})
+			}
 		}
 		return true
 	})

@@ -45,6 +45,10 @@ type emailStackOptions struct {
 	// privilege grants the component XEP-0356 outgoing message permission
 	// (Prosody's mod_privilege).
 	privilege bool
+	// blocklist loads Prosody's mod_blocklist (XEP-0191) for the users;
+	// blockingPerm also grants the component IQ "get" permission on
+	// urn:xmpp:blocking (XEP-0356 v0.4), so it can read their lists.
+	blocklist, blockingPerm bool
 }
 
 // emailStack is Prosody, Dovecot, Postfix and the gateway.
@@ -66,11 +70,18 @@ func newEmailStack(t *testing.T, opts emailStackOptions) *emailStack {
 		Components:   map[string]string{mailDomain: mailSecret},
 		ExtraModules: []string{"offline"},
 	}
-	if opts.privilege {
+	if opts.privilege || opts.blockingPerm {
+		perms := `message = "outgoing"`
+		if opts.blockingPerm {
+			perms += `, iq = { ["urn:xmpp:blocking"] = "get" }`
+		}
 		po.ExtraModules = append(po.ExtraModules, "privilege")
-		po.ExtraGlobal = `privileged_entities = { ["` + mailDomain + `"] = { message = "outgoing" } }`
+		po.ExtraGlobal = `privileged_entities = { ["` + mailDomain + `"] = { ` + perms + ` } }`
 		// Appended after the last Component section: the mail component's.
 		po.ExtraConfig = `modules_enabled = { "privilege" }`
+	}
+	if opts.blocklist || opts.blockingPerm {
+		po.ExtraModules = append(po.ExtraModules, "blocklist")
 	}
 	s.prosody = testbed.StartProsody(t, po)
 	registerUsers(t, s.prosody, []string{"alice", "bob", "admin"})

@@ -21,6 +21,7 @@ const (
 	DefaultListenPerIP     = 20
 	DefaultRetryInitial    = time.Minute
 	DefaultDefaultSubject  = ""
+	DefaultBlockListCache  = 10 * time.Second
 )
 
 // Config is the [email] section.
@@ -73,6 +74,10 @@ type Config struct {
 	FoldQuotes string `toml:"fold_quotes"`
 	// IMAPRetryMax bounds the reconnect backoff of the IMAP watcher.
 	IMAPRetryMax duration `toml:"imap_retry_max"`
+	// BlockListCache is how long a user's XEP-0191 block list, read from
+	// their XMPP server (XEP-0356 IQ permission), is used before it is
+	// read again: how long a new block or unblock takes to apply to mail.
+	BlockListCache duration `toml:"block_list_cache"`
 
 	trusted []netip.Prefix
 }
@@ -121,6 +126,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.IMAPRetryMax.Duration == 0 {
 		c.IMAPRetryMax.Duration = 5 * time.Minute
+	}
+	if c.BlockListCache.Duration == 0 {
+		c.BlockListCache.Duration = DefaultBlockListCache
 	}
 	if p := os.Getenv("SWITCHBOARD_EMAIL_SMARTHOST_PASSWORD"); p != "" {
 		c.SmarthostPassword = p
@@ -205,6 +213,9 @@ func (c *Config) Validate() []error {
 	case "fold", "drop", "keep":
 	default:
 		bad("fold_quotes", "%q is not one of fold, drop, keep", c.FoldQuotes)
+	}
+	if d := c.BlockListCache.Duration; d < 100*time.Millisecond || d > time.Hour {
+		bad("block_list_cache", "%s is out of range (100ms to 1h)", d)
 	}
 	if strings.ContainsAny(c.DefaultSubject, "\r\n\x00") {
 		bad("default_subject", "contains a line break or NUL")

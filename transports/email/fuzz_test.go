@@ -14,9 +14,13 @@ func FuzzInboundHeaders(f *testing.F) {
 	f.Add("From: =?utf-8?q?B=C3=B6b?= <bob@example.com>\nList-Post: <mailto:list@example.org>\n\n")
 	f.Add("Authentication-Results: mx.localhost;\r\n dkim=fail; spf=fail smtp.mailfrom=x@y\r\n\r\n")
 	f.Add("From: \"a\r\nBcc: x@y\" <a@b.c>\r\n\r\n")
+	f.Add("From: a@example.net\r\nList-Id: Talk <talk.lists.example.org>\r\nList-Post: <mailto:talk@lists.example.org>,\r\n <mailto:x@y>\r\n\r\n")
 	f.Fuzz(func(t *testing.T, raw string) {
 		if a := headerFrom([]byte(raw)); strings.ContainsAny(a, "\r\n\x00") {
 			t.Fatalf("headerFrom returned %q", a)
+		}
+		if from, list := senderAddrs([]byte(raw)); strings.ContainsAny(from+list, "\r\n\x00<> ") {
+			t.Fatalf("senderAddrs returned %q, %q", from, list)
 		}
 		v := verdictFromAR(headerBlock([]byte(raw)), "mx.localhost")
 		if v.result != "" && v.result != "fail" {

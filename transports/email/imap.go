@@ -338,6 +338,14 @@ func (w *watchers) catchUp(ctx context.Context, c *imapclient.Client, user strin
 			continue // the server returns the last message for "n:*" when nothing is newer
 		}
 		raw := m.FindBodySection(section)
+		if !sent {
+			from, list := senderAddrs(raw)
+			if a, rule := t.refusedBy(ctx, user, func(a string) bool { return isBlocked(acct, a) }, from, list); rule != "" {
+				t.log.Info("not forwarding mail from a blocked sender", "user", user, "from", a, "rule", rule, "uid", uint32(m.UID))
+				last = uint32(m.UID)
+				continue
+			}
+		}
 		evs := t.convert(ctx, acct, raw, "", "", "", nil)
 		if sent {
 			evs = t.ownMessages(ctx, acct, raw)

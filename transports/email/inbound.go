@@ -227,11 +227,9 @@ func (s *inSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if owner == "" {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: fmt.Sprintf("<%s>: no such user here", to)}
 	}
-	if s.from != "" {
-		if t.blocks(owner, s.from) {
-			t.log.Info("refused mail from a blocked sender", "user", owner, "from", s.from)
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf("<%s> does not accept mail from <%s>", to, s.from)}
-		}
+	if _, rule := t.refusedBy(ctx, owner, func(a string) bool { return t.blocks(owner, a) }, s.from); rule != "" {
+		t.log.Info("refused mail from a blocked sender", "user", owner, "from", s.from, "rule", rule)
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: fmt.Sprintf("<%s> does not accept mail from <%s>", to, s.from)}
 	}
 	s.rcpts = append(s.rcpts, inRcpt{addr: to, user: owner})
 	return nil
@@ -289,14 +287,18 @@ func (s *inSession) Data(r io.Reader) error {
 	}
 	now := t.now().UTC()
 	queued := 0
-	hdrFrom, hdrRead := "", false
+	hdrFrom, listAddr, hdrRead := "", "", false
 	for _, rc := range s.rcpts {
-		if t.hasBlocks(rc.user) {
+		// The From header and a list's posting address (the list is
+		// the contact) against the blocked field and the XEP-0191 list.
+		if t.hasBlocks(rc.user) || !t.xmppBlockList(ctx, rc.user, false).empty() {
 			if !hdrRead {
-				hdrFrom, hdrRead = headerFrom(raw), true
+				hdrFrom, listAddr = senderAddrs(raw)
+				hdrRead = true
 			}
-			if hdrFrom != "" && t.blocks(rc.user, hdrFrom) {
-				t.log.Info("refused mail from a blocked sender", "user", rc.user, "from", hdrFrom)
+			user := rc.user
+			if a, rule := t.refusedBy(ctx, user, func(a string) bool { return t.blocks(user, a) }, hdrFrom, listAddr); rule != "" {
+				t.log.Info("refused mail from a blocked sender", "user", user, "from", a, "rule", rule)
 				continue
 			}
 		}
@@ -779,12 +781,36 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 	return []bridge.Outbound{msg}
 }
 
+// indexFoldASCII is strings.Index with ASCII case folding; sub must be
+// lowercase ASCII.
+func indexFoldASCII(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		match := true
+		for j := 0; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return i
+		}
+	}
+	return -1
+}
+
 // listPostAddress extracts the address of a List-Post header
 // ("<mailto:list@example.org>").
 func listPostAddress(s string) string {
 	s = strings.TrimSpace(s)
 	// mailmsg gives the bare address; a raw header has <mailto:…>.
-	if i := strings.Index(strings.ToLower(s), "mailto:"); i >= 0 {
+	// ASCII-only folding: strings.ToLower changes the length of invalid
+	// UTF-8, and an index into it would not fit s (found by fuzzing).
+	if i := indexFoldASCII(s, "mailto:"); i >= 0 {
 		s = s[i+7:]
 	} else if strings.ContainsAny(s, "<>( ") {
 		return ""

@@ -91,8 +91,10 @@ func (s *session) Status() []string {
 	default:
 		out = append(out, fmt.Sprintf("Address: %s", t.ownAddress(a)))
 	}
-	if a != nil && a.Fields["blocked"] != "" {
-		out = append(out, "Blocked senders: "+strings.ReplaceAll(a.Fields["blocked"], "\n", ", "))
+	if a != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), blockFetchTimeout+time.Second)
+		out = append(out, t.blockStatus(ctx, a.User, blockedList(a))...)
+		cancel()
 	}
 	if t.cfg.SendPerHour > 0 {
 		n, reset := t.rateState(s.u.JID().String())

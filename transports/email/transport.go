@@ -53,6 +53,9 @@ type Transport struct {
 	addrsAt  time.Time
 	addrLock sync.Mutex // serialises registrations that claim addresses
 
+	// blockCache holds users' XEP-0191 block lists (blocklist.go).
+	blockCache blockCache
+
 	rateMu sync.Mutex
 	sent   map[string][]time.Time // bare JID → send times in the last hour
 
