@@ -91,6 +91,8 @@ Dovecot IMAP %[2]s, submission %[3]s):
     ls %[5]s/new %[5]s/cur && cat %[5]s/new/*
   or over IMAP: carol@example.test / carolpw at %[2]s (no TLS).
   Bob's copies of what he sent: %[6]s
+  Block carol in alice's client (XEP-0191, "Block" on carol's contact):
+  the swaks command above is then refused with 550 within 10 s.
 `, d.postfix.Addr(), d.dovecot.IMAPAddr(), d.dovecot.SubmissionAddr(), mailDomain,
 		d.dovecot.Maildir("carol@example.test", ""), d.dovecot.Maildir("bob@example.test", "Sent"))
 }

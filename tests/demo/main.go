@@ -77,7 +77,13 @@ func run(binPath string) int {
 		C2SPort:       portOr(5222, "XMPP clients"),
 		ComponentPort: portOr(5347, "XMPP components"),
 		Components:    map[string]string{ircDomain: secret, smsDomain: smsSecret, mailDomain: secret},
-		LogLevel:      "info",
+		// XEP-0356 for the email component: mail alice sends from another
+		// mail client shows in XMPP as her own, and senders she blocks
+		// (XEP-0191) are refused at SMTP.
+		ExtraModules:     []string{"blocklist", "privilege"},
+		ExtraGlobal:      `privileged_entities = { ["` + mailDomain + `"] = { message = "outgoing", iq = { ["urn:xmpp:blocking"] = "get" } } }`,
+		ComponentModules: map[string][]string{mailDomain: {"privilege"}},
+		LogLevel:         "info",
 	})
 	for _, user := range []string{"alice", "bob", "carol"} {
 		prosody.Register(user, password)

@@ -30,6 +30,9 @@ type ProsodyOptions struct {
 	ExtraModules []string
 	// ExtraGlobal is Lua inserted in the global section, before the hosts.
 	ExtraGlobal string
+	// ComponentModules are modules_enabled of a Component section, by
+	// domain (e.g. "privilege" for XEP-0356).
+	ComponentModules map[string][]string
 	// ExtraConfig is Lua appended after the VirtualHost and Component
 	// sections (start it with a VirtualHost or Component line).
 	ExtraConfig string
@@ -173,6 +176,13 @@ func prosodyConfig(dir string, opts ProsodyOptions) string {
 		w("")
 		w("Component %s", luaString(d))
 		w("\tcomponent_secret = %s", luaString(opts.Components[d]))
+		if mods := opts.ComponentModules[d]; len(mods) > 0 {
+			q := make([]string, len(mods))
+			for i, m := range mods {
+				q[i] = luaString(m)
+			}
+			w("\tmodules_enabled = { %s }", strings.Join(q, ", "))
+		}
 	}
 	if opts.ExtraConfig != "" {
 		w("")
