@@ -562,6 +562,9 @@ type conv struct {
 	Refs    []string `json:"refs"`    // References of the last message
 	Subject string   `json:"subject"` // subject of the thread
 	Thread  string   `json:"thread"`  // XMPP <thread>
+	// People are the participants of a group conversation (group.go):
+	// a reply in the thread goes to all of them. Empty: one-to-one.
+	People []person `json:"people,omitempty"`
 }
 
 const maxRefs = 20
@@ -635,6 +638,15 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 		}
 	}
 	peer := addr.Name
+	// Group mail: who else got it (never for list mail, which is answered
+	// on the list). The author is one of the people a reply-all goes to.
+	var others, people []person
+	if !isList {
+		others = t.others(acct, m, author.Addr)
+	}
+	if len(others) > 0 {
+		people = append([]person{{Name: author.Name, Addr: author.Addr}}, others...)
+	}
 	key := m.MessageID
 	if key == "" {
 		key = string(raw)
@@ -659,7 +671,8 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 			t.log.Warn("saving a Message-ID failed", "err", err)
 		}
 		refs := append(append([]string{}, m.References...), m.MessageID)
-		c := conv{Last: m.MessageID, Refs: refs, Subject: m.Subject, Thread: thread}
+		c := conv{Last: m.MessageID, Refs: refs, Subject: m.Subject, Thread: thread, People: people}
+		t.putGroup(ctx, acct.User, m.MessageID, people)
 		put := func(key string) {
 			if b != nil {
 				b.putConv(acct.User, key, c)
@@ -676,6 +689,9 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 	var body strings.Builder
 	if auth == "fail" {
 		fmt.Fprintf(&body, "⚠ Unverified sender: this mail failed authentication (%s); the From address may be forged.\n", authWhy)
+	}
+	if len(others) > 0 {
+		body.WriteString(participantsLine(others) + "\n")
 	}
 	nick := author.Name
 	if isList {
@@ -698,7 +714,7 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 		}
 	}
 	msg := bridge.Message{To: to, From: addr, Type: bridge.Chat, ID: id, Body: body.String(), Thread: thread, Nick: nick, Reply: reply,
-		Time: m.Date, Attachments: atts}
+		Time: m.Date, Attachments: atts, Addresses: t.extAddresses(others)}
 	if m.Subject != "" {
 		s := m.Subject
 		msg.Subject = &s
@@ -752,13 +768,18 @@ func (t *Transport) dsnEvent(ctx context.Context, acct *store.Account, to jid.JI
 	if full, err := jid.Parse(f[1]); err == nil && full.Bare().Equal(to.Bare()) {
 		to = full
 	}
-	addr, err := t.codec.Mailbox(peer)
+	addr, err := t.errorFrom(peer)
 	if err != nil {
 		return nil, false
 	}
-	text := fmt.Sprintf("The mail to %s was not delivered", peer)
+	// A mail to several people: the DSN names the one it is about.
+	who := peer
+	if d.Recipient != "" && !strings.ContainsAny(d.Recipient, "\r\n") {
+		who = d.Recipient
+	}
+	text := fmt.Sprintf("The mail to %s was not delivered", who)
 	if strings.EqualFold(d.Action, "delayed") {
-		text = fmt.Sprintf("The mail to %s is delayed", peer)
+		text = fmt.Sprintf("The mail to %s is delayed", who)
 	}
 	if d.Status != "" {
 		text += " (" + d.Status + ")"
