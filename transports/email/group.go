@@ -158,6 +158,9 @@ func (t *Transport) replyAll(acct *store.Account, contact string, ps []person) r
 	seen := map[string]bool{strings.ToLower(contact): true}
 	for _, p := range ps {
 		k := strings.ToLower(p.Addr)
+		if k == strings.ToLower(contact) && r.To[0].Name == "" {
+			r.To[0].Name = p.Name
+		}
 		if seen[k] || t.isOwn(acct, k) {
 			continue
 		}

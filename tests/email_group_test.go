@@ -1,0 +1,194 @@
+package tests
+
+import (
+	"fmt"
+	netmail "net/mail"
+	"strings"
+	"testing"
+	"time"
+
+	"switchboard/tests/testbed"
+)
+
+const nsAddress = "http://jabber.org/protocol/address"
+
+// addressesOf returns the XEP-0033 addresses of a stanza as "type jid".
+func addressesOf(st testbed.Stanza) []string {
+	var out []string
+	for _, a := range st.FindAll("{" + nsAddress + "}addresses/{" + nsAddress + "}address") {
+		out = append(out, a.AttrValue("type")+" "+a.AttrValue("jid"))
+	}
+	return out
+}
+
+// addrs returns the addresses of an address-list header, comma-separated
+// ("" for none, "?" when it cannot be read).
+func addrs(h string) string {
+	if h == "" {
+		return ""
+	}
+	l, err := netmail.ParseAddressList(h)
+	if err != nil {
+		return "?" + h
+	}
+	var out []string
+	for _, a := range l {
+		out = append(out, strings.ToLower(a.Address))
+	}
+	return strings.Join(out, ",")
+}
+
+// multicast is a XEP-0033 message to the gateway domain.
+func multicast(id, body string, addrs ...[2]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<message type='chat' to='%s' id='%s'><body>%s</body><request xmlns='%s'/><addresses xmlns='%s'>`, mailDomain, id, body, nsReceipts, nsAddress)
+	for _, a := range addrs {
+		fmt.Fprintf(&b, `<address type='%s' jid='%s'/>`, a[0], a[1])
+	}
+	b.WriteString(`</addresses></message>`)
+	return b.String()
+}
+
+// TestEmailGroup: group mail on the real stack (Postfix in front and as
+// smarthost, Dovecot mailboxes, Prosody).
+//   - bob writes to alice with carol on Cc, through Postfix: alice sees
+//     "Cc: Carol <carol@…>" as the first line and XEP-0033 addresses;
+//   - her reply in the thread reaches bob's and carol's mailboxes, To bob,
+//     Cc carol, In-Reply-To bob's mail, her own address in neither; a
+//     XEP-0461 reply to bob's mail (no thread) also goes to both; a plain
+//     message to bob outside the thread goes to bob alone;
+//   - the domain advertises XEP-0033; a multicast message to bob (to),
+//     carol (cc) and dave (bcc) arrives in all three mailboxes, with dave
+//     in no header, and is acknowledged once with a receipt;
+//   - 21 recipients with max_recipients = 20 are refused naming the limit
+//     and the count; an address that is not a contact is refused naming it;
+//   - a recipient the smarthost refuses at RCPT (550) is named in the
+//     error stanza and the others still get the mail.
+func TestEmailGroup(t *testing.T) {
+	s := newEmailStack(t, emailStackOptions{
+		email:  map[string]any{"max_recipients": 20},
+		access: map[string]string{"ghost@" + outsideDom: "550 5.1.1 no such user"},
+	})
+	alice := s.user("alice")
+	if r := registerMail(t, alice, nil); r.Type != "result" {
+		t.Fatalf("registration: %s", r.XML)
+	}
+	bob, carol, dave := "bob@"+outsideDom, "carol@"+outsideDom, "dave@"+outsideDom
+	aliceAddr := "alice@" + mailDomain
+
+	// Inbound group mail.
+	s.mustSend(bob, aliceAddr, mail("Bob <"+bob+">", aliceAddr, "Group plans", "g1@example.test", "let us all meet", "Cc: Carol <"+carol+">"))
+	in := alice.Expect(t, bodyContains("let us all meet"), 20*time.Second)
+	if !strings.HasPrefix(in.Body(), "Cc: Carol <"+carol+">\n") {
+		t.Errorf("the other recipients are not the first line: %q", in.Body())
+	}
+	if got := strings.Join(addressesOf(in), ","); got != "cc "+mailJID(carol) {
+		t.Errorf("XEP-0033 addresses: %q, want cc %s\n%s", got, mailJID(carol), in.XML)
+	}
+	thread := in.Text("thread")
+	if thread == "" {
+		t.Fatalf("no thread: %s", in.XML)
+	}
+	// Reply-all in the thread.
+	alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='ra1'><body>count me in</body><thread>%s</thread></message>`, mailJID(bob), thread))
+	for _, who := range []string{bob, carol} {
+		got := s.waitMailbox(who, "", 1, func(m string) bool { return strings.Contains(m, "count me in") }, 20*time.Second)[0]
+		to, cc := addrs(header(got, "To")), addrs(header(got, "Cc"))
+		if to != bob || cc != carol || strings.Contains(to+cc, "alice") {
+			t.Errorf("%s: reply-all To %q Cc %q, want To %s Cc %s", who, to, cc, bob, carol)
+		}
+		if h := header(got, "In-Reply-To"); h != "<g1@example.test>" {
+			t.Errorf("%s: In-Reply-To %q", who, h)
+		}
+		if h := header(got, "Subject"); h != "Re: Group plans" {
+			t.Errorf("%s: Subject %q", who, h)
+		}
+	}
+	// A XEP-0461 reply to bob's mail, no thread: reply-all too.
+	alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='ra2'><body>replying to that one</body><reply xmlns='urn:xmpp:reply:0' id='%s'/></message>`, mailJID(bob), in.ID))
+	for _, who := range []string{bob, carol} {
+		got := s.waitMailbox(who, "", 1, func(m string) bool { return strings.Contains(m, "replying to that one") }, 20*time.Second)[0]
+		if addrs(header(got, "To")) != bob || addrs(header(got, "Cc")) != carol {
+			t.Errorf("%s: XEP-0461 reply-all To %q Cc %q", who, header(got, "To"), header(got, "Cc"))
+		}
+	}
+	// Outside the thread: one-to-one.
+	alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='p1'><body>just between us</body></message>`, mailJID(bob)))
+	got := s.waitMailbox(bob, "", 1, func(m string) bool { return strings.Contains(m, "just between us") }, 20*time.Second)[0]
+	if header(got, "Cc") != "" || addrs(header(got, "To")) != bob {
+		t.Errorf("a plain message went To %q Cc %q", header(got, "To"), header(got, "Cc"))
+	}
+
+	// XEP-0033 from XMPP.
+	info := alice.IQ(t, `<iq type='get' to='`+mailDomain+`'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`, wait)
+	if !strings.Contains(info.XML, `var='`+nsAddress+`'`) && !strings.Contains(info.XML, `var="`+nsAddress+`"`) {
+		t.Errorf("disco#info does not advertise XEP-0033: %s", info.XML)
+	}
+	alice.SendRaw(multicast("mc1", "one mail for three", [2]string{"to", mailJID(bob)}, [2]string{"cc", mailJID(carol)}, [2]string{"bcc", mailJID(dave)}))
+	for _, who := range []string{bob, carol, dave} {
+		got := s.waitMailbox(who, "", 1, func(m string) bool { return strings.Contains(m, "one mail for three") }, 20*time.Second)[0]
+		if addrs(header(got, "To")) != bob || addrs(header(got, "Cc")) != carol || header(got, "Bcc") != "" || strings.Contains(strings.SplitN(got, "\r\n\r\n", 2)[0], dave) {
+			t.Errorf("%s: multicast headers To %q Cc %q Bcc %q (dave must be in none)", who, header(got, "To"), header(got, "Cc"), header(got, "Bcc"))
+		}
+	}
+	rc := alice.Expect(t, func(st testbed.Stanza) bool {
+		return st.ID == "mc1" || st.Find("{"+nsReceipts+"}received[@id='mc1']") != nil
+	}, 20*time.Second)
+	if rc.Type == "error" || rc.From != mailDomain {
+		t.Errorf("multicast: want a receipt from %s, got %s", mailDomain, rc.XML)
+	}
+
+	// max_recipients.
+	var many [][2]string
+	for i := 1; i <= 21; i++ {
+		many = append(many, [2]string{"to", mailJID(fmt.Sprintf("r%d@%s", i, outsideDom))})
+	}
+	alice.SendRaw(multicast("mc21", "too many", many...))
+	e := alice.Expect(t, byID("mc21"), wait)
+	if e.Type != "error" || e.ErrorCondition() != "policy-violation" || !strings.Contains(e.ErrorText(), "max_recipients") || !strings.Contains(e.ErrorText(), "21") || !strings.Contains(e.ErrorText(), "20") {
+		t.Errorf("21 recipients: want policy-violation naming max_recipients, 21 and 20, got %s", e.XML)
+	}
+	// 20 is fine (refused or not by the outside world, it is not refused here).
+	alice.SendRaw(multicast("mcbad", "bad one", [2]string{"to", mailJID(bob)}, [2]string{"cc", "carol@localhost"}))
+	e = alice.Expect(t, byID("mcbad"), wait)
+	if e.Type != "error" || e.ErrorCondition() != "jid-malformed" || !strings.Contains(e.ErrorText(), "carol@localhost") {
+		t.Errorf("a recipient that is not a contact: want jid-malformed naming it, got %s", e.XML)
+	}
+
+	// One recipient refused by the smarthost at RCPT.
+	ghost := "ghost@" + outsideDom
+	alice.SendRaw(multicast("mcghost", "partly refused", [2]string{"to", mailJID(carol)}, [2]string{"cc", mailJID(ghost)}))
+	e = alice.Expect(t, byID("mcghost"), 30*time.Second)
+	if e.Type != "error" || !strings.Contains(e.ErrorText(), ghost) || !strings.Contains(e.ErrorText(), "550") || !strings.Contains(e.ErrorText(), "went to "+carol) {
+		t.Errorf("partial refusal: want an error naming %s and the 550, saying it went to carol; got %s", ghost, e.XML)
+	}
+	s.waitMailbox(carol, "", 1, func(m string) bool { return strings.Contains(m, "partly refused") }, 20*time.Second)
+
+	// Nothing doubled: every mail above reached each mailbox once.
+	time.Sleep(time.Second)
+	for who, bodies := range map[string][]string{
+		bob:   {"count me in", "replying to that one", "just between us", "one mail for three"},
+		carol: {"count me in", "replying to that one", "one mail for three", "partly refused"},
+		dave:  {"one mail for three"},
+	} {
+		msgs := s.dovecot.Messages(who, "")
+		for _, b := range bodies {
+			n := 0
+			for _, m := range msgs {
+				if strings.Contains(m, b) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%s has %d copies of %q, want 1", who, n, b)
+			}
+		}
+		if who == carol {
+			for _, m := range msgs {
+				if strings.Contains(m, "just between us") {
+					t.Error("carol got the one-to-one message")
+				}
+			}
+		}
+	}
+}
