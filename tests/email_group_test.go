@@ -137,6 +137,19 @@ func TestEmailGroup(t *testing.T) {
 	if rc.Type == "error" || rc.From != mailDomain {
 		t.Errorf("multicast: want a receipt from %s, got %s", mailDomain, rc.XML)
 	}
+	// carol answers everyone: alice sees it as a reply to her message,
+	// with bob named as the other recipient.
+	mc1 := s.waitMailbox(carol, "", 1, func(m string) bool { return strings.Contains(m, "one mail for three") }, time.Second)[0]
+	mc1ID := header(mc1, "Message-ID")
+	s.mustSend(carol, aliceAddr, mail(carol, aliceAddr+", "+bob, "Re: one mail", "c9@example.test", "carol answers all",
+		"In-Reply-To: "+mc1ID, "References: "+mc1ID))
+	ans := alice.Expect(t, bodyContains("carol answers all"), 20*time.Second)
+	if r := ans.Find("{urn:xmpp:reply:0}reply"); r == nil || r.AttrValue("id") != "mc1" {
+		t.Errorf("carol's answer to the multicast mail: want a XEP-0461 reply to mc1, got %s", ans.XML)
+	}
+	if !strings.HasPrefix(ans.Body(), "To: "+bob+"\n") || strings.Join(addressesOf(ans), ",") != "to "+mailJID(bob) {
+		t.Errorf("carol's answer: want bob named as the other recipient, got %q %v", ans.Body(), addressesOf(ans))
+	}
 
 	// max_recipients.
 	var many [][2]string

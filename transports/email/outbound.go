@@ -273,6 +273,11 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 		}
 		if peer != "" {
 			pairs = append(pairs, store.MessageID{User: user, Transport: "email", Peer: peer, StanzaID: id, RemoteID: msgID})
+		} else {
+			// Multicast: a reply from any recipient finds the message.
+			for _, r := range rcpts.envelope() {
+				pairs = append(pairs, store.MessageID{User: user, Transport: "email", Peer: strings.ToLower(r), StanzaID: id, RemoteID: msgID})
+			}
 		}
 		for _, p := range pairs {
 			if err := t.st.PutMessageID(ctx, p); err != nil {
