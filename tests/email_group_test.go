@@ -63,7 +63,8 @@ func multicast(id, body string, addrs ...[2]string) string {
 //   - 21 recipients with max_recipients = 20 are refused naming the limit
 //     and the count; an address that is not a contact is refused naming it;
 //   - a recipient the smarthost refuses at RCPT (550) is named in the
-//     error stanza and the others still get the mail.
+//     error stanza and the others still get the mail; one it defers (450)
+//     gets the mail on a retry, the others once, then the receipt comes.
 func TestEmailGroup(t *testing.T) {
 	s := newEmailStack(t, emailStackOptions{
 		email:  map[string]any{"max_recipients": 20},
@@ -177,12 +178,32 @@ func TestEmailGroup(t *testing.T) {
 	}
 	s.waitMailbox(carol, "", 1, func(m string) bool { return strings.Contains(m, "partly refused") }, 20*time.Second)
 
+	// One recipient deferred (450) at RCPT: carol gets it at once, dave
+	// on a retry once the smarthost takes it, nobody twice; then the
+	// receipt.
+	s.postfix.SetAccess(map[string]string{ghost: "550 5.1.1 no such user", dave: "450 4.2.0 try again later"})
+	alice.SendRaw(multicast("mcdefer", "dave is busy", [2]string{"to", mailJID(carol)}, [2]string{"to", mailJID(dave)}))
+	s.waitMailbox(carol, "", 1, func(m string) bool { return strings.Contains(m, "dave is busy") }, 20*time.Second)
+	time.Sleep(2 * time.Second) // a few retries against the 450
+	if n := len(s.dovecot.Messages(dave, "")); n != 1 {
+		t.Errorf("dave has %d mails while deferred, want 1 (the multicast)", n)
+	}
+	alice.ExpectNone(t, func(st testbed.Stanza) bool { return st.ID == "mcdefer" || st.Contains("mcdefer") }, 10*time.Millisecond)
+	s.postfix.SetAccess(map[string]string{ghost: "550 5.1.1 no such user"})
+	s.waitMailbox(dave, "", 1, func(m string) bool { return strings.Contains(m, "dave is busy") }, 30*time.Second)
+	rc = alice.Expect(t, func(st testbed.Stanza) bool {
+		return st.ID == "mcdefer" || st.Find("{"+nsReceipts+"}received[@id='mcdefer']") != nil
+	}, 20*time.Second)
+	if rc.Type == "error" {
+		t.Errorf("deferred then delivered: want a receipt, got %s", rc.XML)
+	}
+
 	// Nothing doubled: every mail above reached each mailbox once.
 	time.Sleep(time.Second)
 	for who, bodies := range map[string][]string{
 		bob:   {"count me in", "replying to that one", "just between us", "one mail for three"},
-		carol: {"count me in", "replying to that one", "one mail for three", "partly refused"},
-		dave:  {"one mail for three"},
+		carol: {"count me in", "replying to that one", "one mail for three", "partly refused", "dave is busy"},
+		dave:  {"one mail for three", "dave is busy"},
 	} {
 		msgs := s.dovecot.Messages(who, "")
 		for _, b := range bodies {
