@@ -77,11 +77,20 @@ func (t *Transport) others(acct *store.Account, m *mailmsg.Message, author strin
 	return out
 }
 
+// maxShown is how many participants the first line of a group mail
+// names; the rest are counted ("and 12 more").
+const maxShown = 8
+
 // participantsLine is the first line of a group mail shown in XMPP:
 // "To: Carol <carol@example.org>; Cc: dave@example.org".
 func participantsLine(ps []person) string {
 	var to, cc []string
-	for _, p := range ps {
+	more := 0
+	for i, p := range ps {
+		if i == maxShown {
+			more = len(ps) - maxShown
+			break
+		}
 		s := p.Addr
 		if n := strings.TrimSpace(oneLine(p.Name)); n != "" && !strings.EqualFold(n, p.Addr) {
 			s = n + " <" + p.Addr + ">"
@@ -99,7 +108,11 @@ func participantsLine(ps []person) string {
 	if len(cc) > 0 {
 		parts = append(parts, "Cc: "+strings.Join(cc, ", "))
 	}
-	return strings.Join(parts, "; ")
+	line := strings.Join(parts, "; ")
+	if more > 0 {
+		line += fmt.Sprintf(" and %d more", more)
+	}
+	return line
 }
 
 // extAddresses renders participants as XEP-0033 addresses.

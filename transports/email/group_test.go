@@ -182,6 +182,21 @@ func TestConvertGroupMail(t *testing.T) {
 	}
 }
 
+// TestParticipantsLine: names with addresses, To before Cc, at most
+// maxShown named and the rest counted.
+func TestParticipantsLine(t *testing.T) {
+	if got := participantsLine([]person{{Addr: "a@x.test", Cc: true}, {Name: "B", Addr: "b@x.test"}, {Name: "c@x.test", Addr: "c@x.test"}}); got != "To: B <b@x.test>, c@x.test; Cc: a@x.test" {
+		t.Errorf("got %q", got)
+	}
+	var many []person
+	for i := 0; i < 12; i++ {
+		many = append(many, person{Addr: string(rune('a'+i)) + "@x.test"})
+	}
+	if got := participantsLine(many); !strings.HasPrefix(got, "To: a@x.test, ") || !strings.HasSuffix(got, "h@x.test and 4 more") {
+		t.Errorf("12 participants: %q", got)
+	}
+}
+
 // TestIsOwn: the hosted address with any +tag and case, the
 // bring-your-own address; nothing else.
 func TestIsOwn(t *testing.T) {
