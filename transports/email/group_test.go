@@ -450,3 +450,123 @@ func TestSendItemSeveralRecipients(t *testing.T) {
 		t.Errorf("bob: %d mails, want 2", f.count("bob@example.test"))
 	}
 }
+
+// TestSendGroup drives the session as the component does (Dispatch) and
+// reads the queued mails: a message in a group thread, or a XEP-0461
+// reply to a group mail, goes To the contact and Cc the others (never
+// alice); a plain message stays one-to-one; a XEP-0033 message to the
+// domain is one mail with Bcc in the envelope only; too many recipients
+// and a bad address are error stanzas naming them, and nothing is queued.
+func TestSendGroup(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t, filepath.Join(t.TempDir(), "db.sqlite"))
+	defer st.Close()
+	cfg := testConfig()
+	cfg.MaxRecipients = 3
+	tr := newTestTransport(t, cfg, st)
+	sink := &recordingSink{}
+	gw := bridge.New(st, allowAll{}, quietLog(), nil)
+	defer gw.Shutdown()
+	gw.AddTransport(tr, sink)
+	tr.gw = gw
+	acct := hostedAccount()
+	acct.Secrets = map[string]string{}
+	if err := st.PutAccount(ctx, acct); err != nil {
+		t.Fatal(err)
+	}
+	raw := "From: Bob <bob@example.test>\r\nTo: alice@mail.localhost, carol@example.test\r\nCc: dave@example.test\r\nSubject: plans\r\n" +
+		"Message-ID: <g1@example.test>\r\n\r\nLet us meet.\r\n"
+	in := tr.convert(ctx, acct, []byte(raw), "", "", "bob@example.test", nil)[0].(bridge.Message)
+
+	alice := jid.MustParse("alice@localhost/phone")
+	codec := mapping.NewEmailCodec("mail.localhost")
+	bob, _ := codec.Mailbox("bob@example.test")
+	send := func(m bridge.SendMessage) (outItem, string, bridge.Outbound) {
+		t.Helper()
+		m.From, m.Type = alice, bridge.Chat
+		if err := gw.Dispatch("email", alice, m); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			if evs := sink.take(); len(evs) > 0 {
+				return outItem{}, "", evs[0]
+			}
+			items, err := st.Claim(ctx, queueOut, time.Now(), time.Minute, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(items) > 0 {
+				var p outItem
+				if err := json.Unmarshal(items[0].Payload, &p); err != nil {
+					t.Fatal(err)
+				}
+				_ = st.Dequeue(ctx, items[0].ID, items[0].Lease)
+				hdr := string(p.Raw)
+				hdr = hdr[:strings.Index(hdr, "\r\n\r\n")]
+				return p, strings.ReplaceAll(hdr, "\r\n ", " "), nil
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatal("nothing queued, no event")
+		return outItem{}, "", nil
+	}
+	headerLine := func(hdr, k string) string {
+		for _, l := range strings.Split(hdr, "\r\n") {
+			if strings.HasPrefix(l, k+": ") {
+				return l[len(k)+2:]
+			}
+		}
+		return ""
+	}
+
+	p, hdr, _ := send(bridge.SendMessage{To: bob, ID: "r1", Body: "hi all", Thread: in.Thread})
+	if strings.Join(p.To, " ") != "bob@example.test carol@example.test dave@example.test" || p.Multicast {
+		t.Errorf("reply-all envelope %v", p.To)
+	}
+	if headerLine(hdr, "To") != `"Bob" <bob@example.test>` || headerLine(hdr, "Cc") != "<carol@example.test>, <dave@example.test>" ||
+		headerLine(hdr, "In-Reply-To") != "<g1@example.test>" || strings.Contains(hdr, "alice@mail.localhost>,") {
+		t.Errorf("reply-all header:\n%s", hdr)
+	}
+	p, hdr, _ = send(bridge.SendMessage{To: bob, ID: "p1", Body: "just you"})
+	if strings.Join(p.To, " ") != "bob@example.test" || headerLine(hdr, "Cc") != "" {
+		t.Errorf("plain message: envelope %v\n%s", p.To, hdr)
+	}
+	p, _, _ = send(bridge.SendMessage{To: bob, ID: "x1", Body: "re that", Reply: &bridge.Reply{ID: in.ID}})
+	if len(p.To) != 3 {
+		t.Errorf("XEP-0461 reply to the group mail: envelope %v", p.To)
+	}
+
+	addr := func(typ, a string) bridge.ExtAddress {
+		m, _ := codec.Mailbox(a)
+		return bridge.ExtAddress{Type: typ, JID: "x", Addr: m}
+	}
+	gwAddr := mapping.Address{Kind: mapping.KindGateway, Domain: "mail.localhost"}
+	p, hdr, _ = send(bridge.SendMessage{To: gwAddr, ID: "m1", Body: "to three", Addresses: []bridge.ExtAddress{
+		addr("to", "bob@example.test"), addr("cc", "carol@example.test"), addr("bcc", "dave@example.test")}})
+	if strings.Join(p.To, " ") != "bob@example.test carol@example.test dave@example.test" || !p.Multicast {
+		t.Errorf("multicast envelope %v", p.To)
+	}
+	if strings.Contains(hdr, "dave") || headerLine(hdr, "Cc") != "<carol@example.test>" || strings.Contains(strings.ToLower(hdr), "bcc") {
+		t.Errorf("multicast header:\n%s", hdr)
+	}
+	_, _, ev := send(bridge.SendMessage{To: gwAddr, ID: "m2", Body: "to four", Addresses: []bridge.ExtAddress{
+		addr("to", "bob@example.test"), addr("cc", "carol@example.test"), addr("bcc", "dave@example.test"), addr("bcc", "erin@example.test")}})
+	if de, ok := ev.(bridge.DeliveryError); !ok || de.ID != "m2" || de.Err.Condition != bridge.PolicyViolation ||
+		!strings.Contains(de.Err.Text, "this mail has 4") || !strings.Contains(de.Err.Text, "max_recipients allows 3") {
+		t.Errorf("4 recipients, max 3: %+v", ev)
+	}
+	_, _, ev = send(bridge.SendMessage{To: gwAddr, ID: "m3", Body: "bad", Addresses: []bridge.ExtAddress{
+		addr("to", "bob@example.test"), {Type: "cc", JID: "carol@localhost", Err: "not this gateway"}}})
+	if de, ok := ev.(bridge.DeliveryError); !ok || de.ID != "m3" || de.Err.Condition != bridge.JIDMalformed || !strings.Contains(de.Err.Text, "carol@localhost") {
+		t.Errorf("a bad address: %+v", ev)
+	}
+	// Reply-all with more people than max_recipients is refused too.
+	raw = "From: bob@example.test\r\nTo: alice@mail.localhost, c1@example.test, c2@example.test, c3@example.test\r\nSubject: big\r\n" +
+		"Message-ID: <g2@example.test>\r\n\r\nMany.\r\n"
+	in = tr.convert(ctx, acct, []byte(raw), "", "", "bob@example.test", nil)[0].(bridge.Message)
+	_, _, ev = send(bridge.SendMessage{To: bob, ID: "r2", Body: "to all of you", Thread: in.Thread})
+	if de, ok := ev.(bridge.DeliveryError); !ok || de.ID != "r2" || !strings.Contains(de.Err.Text, "max_recipients") {
+		t.Errorf("reply-all over max_recipients: %+v", ev)
+	}
+}
