@@ -152,6 +152,33 @@ func (u *User) Post(ev any) bool {
 	}
 }
 
+// PostOr is Post for a reader that must stay alive while it waits: when
+// the user's goroutine has no room for ev (it is itself waiting, e.g. for
+// room in a full XMPP queue), waiting is called every interval until
+// there is. An IRC connection's reader uses it to keep the server from
+// timing the connection out while it cannot read the server's PING.
+func (u *User) PostOr(ev any, interval time.Duration, waiting func()) bool {
+	select {
+	case u.network <- ev:
+		return true
+	case <-u.ctx.Done():
+		return false
+	default:
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case u.network <- ev:
+			return true
+		case <-u.ctx.Done():
+			return false
+		case <-t.C:
+			waiting()
+		}
+	}
+}
+
 // Do runs fn on the user's goroutine with the session. It returns false
 // when the user stopped. Used by ad-hoc commands and by the gateway.
 func (u *User) Do(fn func(*User, Session)) bool {

@@ -28,6 +28,54 @@ type Batcher interface {
 	// (FindByStanzaID's "newest first" order can make SQLite walk the
 	// index on created instead).
 	HasStanzaID(ctx context.Context, user, transport, peer, stanzaID string) (bool, error)
+	// WriteBatch writes the pairs (as PutMessageID does) and the state
+	// values (as PutState does) in one transaction: a delivery worker
+	// that records many messages at once pays for one commit.
+	WriteBatch(ctx context.Context, pairs []MessageID, states []StateValue) error
+}
+
+// StateValue is one per-user state value, for Batcher.WriteBatch.
+type StateValue struct {
+	User, Transport, Key string
+	Value                []byte
+}
+
+// WriteBatch implements Batcher.
+func (s *sqlStore) WriteBatch(ctx context.Context, pairs []MessageID, states []StateValue) error {
+	for _, m := range pairs {
+		if m.User == "" || m.Transport == "" || m.StanzaID == "" || m.RemoteID == "" {
+			return errors.New("store: write batch: a message id pair needs user, transport, stanza id and remote id")
+		}
+	}
+	args := make([][]any, len(states))
+	now := dbTime(s.now())
+	for i, v := range states {
+		if v.User == "" || v.Transport == "" || v.Key == "" {
+			return errors.New("store: write batch: a state value needs user, transport and key")
+		}
+		val := v.Value
+		if val == nil {
+			val = []byte{}
+		}
+		args[i] = []any{v.User, v.Transport, v.Key, val, now}
+	}
+	if len(pairs) == 0 && len(states) == 0 {
+		return nil
+	}
+	err := runTx(ctx, s.b, func(tx txn) error {
+		if err := putPairs(ctx, tx, pairs, now); err != nil {
+			return err
+		}
+		if len(args) == 0 {
+			return nil
+		}
+		return tx.execBatch(ctx, `INSERT INTO state (user_jid, transport, state_key, value, updated) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (user_jid, transport, state_key) DO UPDATE SET value = excluded.value, updated = excluded.updated`, args)
+	})
+	if err != nil {
+		return fmt.Errorf("store: write batch of %d ids and %d values: %w", len(pairs), len(states), err)
+	}
+	return nil
 }
 
 // HasStanzaID implements Batcher.

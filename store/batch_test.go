@@ -67,4 +67,32 @@ func testBatch(t *testing.T, driver, dsn string) {
 	if ok, err := b.HasStanzaID(ctx, "x", "t", "done", "b"); ok || err != nil {
 		t.Fatalf("HasStanzaID of no pair: %v %v", ok, err)
 	}
+
+	// WriteBatch: pairs and state values in one transaction; a value
+	// written twice keeps the last; a bad entry writes nothing.
+	if err := s.PutState(ctx, "x", "t", "k1", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	err = b.WriteBatch(ctx, []MessageID{{User: "x", Transport: "t", Peer: "w", StanzaID: "s1", RemoteID: "r1"}},
+		[]StateValue{{User: "x", Transport: "t", Key: "k1", Value: []byte("new")}, {User: "x", Transport: "t", Key: "k2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.FindByRemoteID(ctx, "x", "t", "w", "r1"); err != nil || m.StanzaID != "s1" {
+		t.Fatalf("pair after WriteBatch: %+v %v", m, err)
+	}
+	if v, err := s.GetState(ctx, "x", "t", "k1"); err != nil || string(v) != "new" {
+		t.Fatalf("k1 = %q, %v", v, err)
+	}
+	if v, err := s.GetState(ctx, "x", "t", "k2"); err != nil || len(v) != 0 {
+		t.Fatalf("k2 = %q, %v", v, err)
+	}
+	err = b.WriteBatch(ctx, []MessageID{{User: "x", Transport: "t", Peer: "w", StanzaID: "s2", RemoteID: "r2"}},
+		[]StateValue{{User: "x", Transport: "t"}})
+	if err == nil {
+		t.Fatal("a state value without a key was accepted")
+	}
+	if _, err := s.FindByRemoteID(ctx, "x", "t", "w", "r2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused batch wrote its pair: %v", err)
+	}
 }

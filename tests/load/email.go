@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -33,6 +34,8 @@ type emailOptions struct {
 	bin                           string
 	markdown                      bool
 	timeout                       time.Duration
+	cpuProfile                    string
+	profileSeconds                int
 }
 
 func runEmail(args []string) int {
@@ -45,6 +48,8 @@ func runEmail(args []string) int {
 	fs.IntVar(&o.appendN, "append", 100, "IMAP APPENDs, one at a time, timed to the XMPP client")
 	fs.StringVar(&o.bin, "bin", "", "our gateway binary (default: build the module's root package)")
 	fs.BoolVar(&o.markdown, "markdown", false, "print markdown for doc/benchmarks.md")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of our gateway during each of its intake runs into this `directory` (turns on [http] pprof)")
+	fs.IntVar(&o.profileSeconds, "profile-seconds", 5, "length of each CPU profile (make the runs last longer)")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
 	_ = fs.Parse(args)
 	tb := testbed.NewStandalone("load-email")
@@ -94,6 +99,7 @@ type emailBench struct {
 	bob     *testbed.XMPPClient
 	failed  bool
 	seq     atomic.Int64
+	held    int // mails in the sink's hold queue after the last run
 }
 
 type emailRow struct {
@@ -115,20 +121,26 @@ func (e *emailBench) setup(bin string) {
 	// Postfix with every delivery deferred: what is measured is smtpd +
 	// cleanup writing the queue file (fsync'd), i.e. its durable intake.
 	deferAll := "defer_transports = smtp lmtp\nsmtpd_client_connection_count_limit = 0\n"
-	e.sink = testbed.StartPostfix(tb, testbed.PostfixOptions{Transport: map[string]string{"sink.test": "smtp:[127.0.0.1]:9", "mail.localhost": "smtp:[127.0.0.1]:9"}, ExtraMain: deferAll, QueueLifetime: "1h"})
+	// The sink puts every accepted mail on hold: cleanup writes and
+	// fsyncs the queue file exactly as for any mail, and then nothing
+	// else happens to it (deferred mail would be retried every second by
+	// the queue manager, which would load the machine during the next
+	// run, ours).
+	holdAll := "smtpd_data_restrictions = check_client_access static:HOLD\n"
+	e.sink = testbed.StartPostfix(tb, testbed.PostfixOptions{Transport: map[string]string{"sink.test": "smtp:[127.0.0.1]:9", "mail.localhost": "smtp:[127.0.0.1]:9"}, ExtraMain: holdAll, QueueLifetime: "1h"})
 	e.smart = testbed.StartPostfix(tb, testbed.PostfixOptions{Transport: map[string]string{"example.test": "smtp:[127.0.0.1]:9"}, ExtraMain: deferAll, QueueLifetime: "1h"})
 	e.dovecot = testbed.StartDovecot(tb, testbed.DovecotOptions{Users: map[string]string{"bob@example.test": "bobpw"}, RelayAddr: e.smart.Addr()})
 	e.listen = "127.0.0.1:" + strconv.Itoa(testbed.FreePort(tb))
-	cfg := testbed.WriteGatewayConfig(tb.TempDir(), testbed.GatewayConfig{
-		XMPPServer: e.prosody.ComponentAddr(),
-		LogLevel:   "warn",
-		Extra: map[string]any{"email": map[string]any{
-			"domain": "mail.localhost", "secret": "secret", "hosted_domain": "mail.localhost",
-			"listen": e.listen, "smarthost": e.smart.Addr(), "smarthost_security": "none",
-			"listen_per_ip": 0, "send_per_hour": 0, "trusted_relays": []string{"127.0.0.1/32"},
-			"spool_dir": filepath.Join(tb.TempDir(), "spool"),
-		}},
-	})
+	extra := map[string]any{"email": map[string]any{
+		"domain": "mail.localhost", "secret": "secret", "hosted_domain": "mail.localhost",
+		"listen": e.listen, "smarthost": e.smart.Addr(), "smarthost_security": "none",
+		"listen_per_ip": 0, "send_per_hour": 0, "trusted_relays": []string{"127.0.0.1/32"},
+		"spool_dir": filepath.Join(tb.TempDir(), "spool"),
+	}}
+	if e.o.cpuProfile != "" {
+		extra["http"] = map[string]any{"pprof": true}
+	}
+	cfg := testbed.WriteGatewayConfig(tb.TempDir(), testbed.GatewayConfig{XMPPServer: e.prosody.ComponentAddr(), LogLevel: "warn", Extra: extra})
 	e.gw = testbed.StartGateway(tb, bin, cfg)
 	if err := testbed.WaitPort(e.listen, 10*time.Second); err != nil {
 		tb.Fatalf("listener: %v", err)
@@ -199,6 +211,14 @@ func (e *emailBench) intake(name, addr string, size, n int, xmpp bool) emailRow 
 			}
 		}()
 	}
+	var profiled sync.WaitGroup
+	if xmpp && e.o.cpuProfile != "" {
+		profiled.Add(1)
+		go func() {
+			defer profiled.Done()
+			e.profile(fmt.Sprintf("ours-%dB.pprof", size))
+		}()
+	}
 	start := time.Now()
 	per := (n + e.o.conns - 1) / e.o.conns
 	for c := 0; c < e.o.conns; c++ {
@@ -250,11 +270,19 @@ func (e *emailBench) intake(name, addr string, size, n int, xmpp bool) emailRow 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	profiled.Wait()
 	row.accepted = int(accepted.Load())
 	row.rate = float64(row.accepted) / elapsed.Seconds()
 	if err, _ := firstErr.Load().(error); err != nil {
 		row.note = "error: " + err.Error()
 		e.failed = true
+	}
+	if !xmpp {
+		// Every mail Postfix acknowledged is a queue file in its hold
+		// queue: what was measured is its durable intake.
+		held, _ := os.ReadDir(filepath.Join(e.sink.Dir, "queue", "hold"))
+		row.note += fmt.Sprintf("%d in the hold queue", len(held)-e.held)
+		e.held = len(held)
 	}
 	if xmpp {
 		select {
@@ -401,4 +429,31 @@ func (e *emailBench) print(rows []emailRow) {
 			fmt.Printf("\nintake ratio ours/postfix at %s: %.2fx\n", size(rows[i].size), rows[i+1].rate/rows[i].rate)
 		}
 	}
+}
+
+// profile saves a CPU profile of the gateway, -profile-seconds long,
+// into the -cpuprofile directory.
+func (e *emailBench) profile(name string) {
+	url := e.gw.URL(fmt.Sprintf("/debug/pprof/profile?seconds=%d", e.o.profileSeconds))
+	resp, err := http.Get(url)
+	if err != nil {
+		e.tb.Logf("cpu profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	if err == nil {
+		err = os.MkdirAll(e.o.cpuProfile, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(e.o.cpuProfile, name), b, 0o644)
+	}
+	if err != nil {
+		e.tb.Logf("cpu profile: %v", err)
+		return
+	}
+	e.tb.Logf("cpu profile: %s", filepath.Join(e.o.cpuProfile, name))
 }

@@ -387,8 +387,10 @@ func (t *Transport) claimIn(ctx context.Context) ([]inItem, error) {
 		}
 		p, err := t.spool.read(k)
 		if err != nil {
-			t.log.Error("a spooled mail cannot be read; dropping it", "key", k.String(), "err", err)
-			_ = t.spool.remove(k)
+			// Kept: a file that cannot be read now (no descriptors left,
+			// an I/O error) may be readable later.
+			t.log.Error("a spooled mail cannot be read; will try again", "key", k.String(), "err", err)
+			t.spoolRetry[k] = spoolRetry{attempts: t.spoolRetry[k].attempts + 1, next: now.Add(time.Minute)}
 			continue
 		}
 		meta, _, err := decodeIn(p)
@@ -488,8 +490,17 @@ func (t *Transport) deliverBatch(ctx context.Context) int {
 			done = nil
 		}
 	}
+	var spooled []spoolKey
 	for _, it := range done {
+		if it.q == nil {
+			spooled = append(spooled, it.key)
+			delete(t.spoolRetry, it.key)
+			continue
+		}
 		t.finishIn(ctx, it)
+	}
+	if err := t.spool.remove(spooled...); err != nil {
+		t.log.Warn("removing delivered mail from the spool failed", "mails", len(spooled), "err", err)
 	}
 	for _, it := range retry {
 		t.retryIn(ctx, it)
@@ -503,6 +514,10 @@ type batchState struct {
 	accounts map[string]*store.Account
 	convs    map[[2]string]conv // (user, key) → state
 	order    [][2]string
+	// Message-ID ↔ stanza id pairs to write with the thread state, and
+	// the same by (user, peer, Message-ID) for replies within the batch.
+	pairs   []store.MessageID
+	pairIdx map[[3]string]string
 	// events to emit once the thread state is saved, per item.
 	items  []inItem
 	events []pendingEvents
@@ -521,11 +536,47 @@ func (b *batchState) putConv(user, key string, c conv) {
 	b.convs[k] = c
 }
 
+func (b *batchState) putPair(m store.MessageID) {
+	if b.pairIdx == nil {
+		b.pairIdx = map[[3]string]string{}
+	}
+	b.pairs = append(b.pairs, m)
+	b.pairIdx[[3]string{m.User, m.Peer, m.RemoteID}] = m.StanzaID
+}
+
+// findPair returns the stanza id of a Message-ID delivered earlier in
+// the batch.
+func (b *batchState) findPair(user, peer, remoteID string) (string, bool) {
+	if b == nil {
+		return "", false
+	}
+	id, ok := b.pairIdx[[3]string{user, peer, remoteID}]
+	return id, ok
+}
+
+// flush writes the batch's Message-ID pairs and thread state: in one
+// transaction when the store can (one commit for the whole batch instead
+// of two or three per mail), else one write each.
 func (b *batchState) flush(ctx context.Context, t *Transport) {
+	defer func() { b.convs, b.order, b.pairs, b.pairIdx = map[[2]string]conv{}, nil, nil, nil }()
+	if bs, ok := t.st.(store.Batcher); ok {
+		states := make([]store.StateValue, 0, len(b.order))
+		for _, k := range b.order {
+			states = append(states, store.StateValue{User: k[0], Transport: "email", Key: k[1], Value: encodeConv(b.convs[k])})
+		}
+		if err := bs.WriteBatch(ctx, b.pairs, states); err != nil {
+			t.log.Warn("saving the thread state of delivered mail failed", "mails", len(b.items), "err", err)
+		}
+		return
+	}
+	for _, m := range b.pairs {
+		if err := t.st.PutMessageID(ctx, m); err != nil {
+			t.log.Warn("saving a Message-ID failed", "err", err)
+		}
+	}
 	for _, k := range b.order {
 		t.putConv(ctx, k[0], k[1], b.convs[k])
 	}
-	b.convs, b.order = map[[2]string]conv{}, nil
 }
 
 // deliverOne turns one stored mail into XMPP events. ok means the item is
@@ -577,12 +628,18 @@ func (t *Transport) getConv(ctx context.Context, user, key string) conv {
 	return c
 }
 
-func (t *Transport) putConv(ctx context.Context, user, key string, c conv) {
+// encodeConv is the stored form of a conversation's state (References
+// cut to the root and the last maxRefs-1).
+func encodeConv(c conv) []byte {
 	if len(c.Refs) > maxRefs {
 		c.Refs = append(c.Refs[:1:1], c.Refs[len(c.Refs)-maxRefs+1:]...)
 	}
 	b, _ := json.Marshal(c)
-	if err := t.st.PutState(ctx, user, "email", key, b); err != nil {
+	return b
+}
+
+func (t *Transport) putConv(ctx context.Context, user, key string, c conv) {
+	if err := t.st.PutState(ctx, user, "email", key, encodeConv(c)); err != nil {
 		t.log.Warn("saving thread state failed", "user", user, "err", err)
 	}
 }
@@ -655,19 +712,27 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 
 	// Threading.
 	thread := mailmsg.ThreadID(m)
-	if thread != "" {
+	// Only a reply can belong to a thread an XMPP client named (the
+	// threadmap is keyed by the root the user's mail replied to); a mail
+	// that starts a conversation saves the lookup.
+	if thread != "" && (m.InReplyTo != "" || len(m.References) > 0) {
 		if b, err := t.st.GetState(ctx, acct.User, "email", "threadmap:"+thread); err == nil && len(b) > 0 {
 			thread = string(b)
 		}
 	}
 	var reply *bridge.Reply
 	if m.InReplyTo != "" {
-		if mid, err := t.st.FindByRemoteID(ctx, acct.User, "email", peer, m.InReplyTo); err == nil {
+		if sid, ok := b.findPair(acct.User, peer, m.InReplyTo); ok {
+			reply = &bridge.Reply{ID: sid}
+		} else if mid, err := t.st.FindByRemoteID(ctx, acct.User, "email", peer, m.InReplyTo); err == nil {
 			reply = &bridge.Reply{ID: mid.StanzaID}
 		}
 	}
 	if m.MessageID != "" {
-		if err := t.st.PutMessageID(ctx, store.MessageID{User: acct.User, Transport: "email", Peer: peer, StanzaID: id, RemoteID: m.MessageID}); err != nil {
+		pair := store.MessageID{User: acct.User, Transport: "email", Peer: peer, StanzaID: id, RemoteID: m.MessageID}
+		if b != nil {
+			b.putPair(pair)
+		} else if err := t.st.PutMessageID(ctx, pair); err != nil {
 			t.log.Warn("saving a Message-ID failed", "err", err)
 		}
 		refs := append(append([]string{}, m.References...), m.MessageID)

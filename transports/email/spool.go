@@ -30,17 +30,19 @@ import (
 // payload. A torn record at the end of a segment (a crash during the
 // write, never acknowledged) ends the segment's scan.
 type spool struct {
-	dir string
+	dir    string
+	segMax int64 // start a new segment past this size
 
 	reqs chan spoolReq
 
 	mu      sync.Mutex
-	pending []spoolKey  // accepted, not yet delivered, in order
-	live    map[int]int // segment → records not yet delivered
-	cur     int         // segment being written
-	curF    *os.File    // written only by the writer goroutine
-	curSize int64       // written only by the writer goroutine
-	doneF   *os.File    // done.log
+	pending []spoolKey       // accepted, not yet delivered, in order
+	live    map[int]int      // segment → records not yet delivered
+	cur     int              // segment being written
+	curF    *os.File         // written only by the writer goroutine
+	curSize int64            // written only by the writer goroutine
+	doneF   *os.File         // done.log
+	readers map[int]*os.File // open segments, for read
 	stopped bool
 }
 
@@ -68,7 +70,7 @@ func openSpool(dir string) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("email.spool_dir: %w", err)
 	}
-	s := &spool{dir: dir, reqs: make(chan spoolReq, 1024), live: map[int]int{}}
+	s := &spool{dir: dir, segMax: spoolSegmentMax, reqs: make(chan spoolReq, 1024), live: map[int]int{}}
 	done := map[string]bool{}
 	if b, err := os.ReadFile(filepath.Join(dir, "done.log")); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -218,11 +220,8 @@ func (s *spool) run(stop <-chan struct{}) {
 }
 
 func (s *spool) write(batch []spoolReq) {
-	if s.curSize > spoolSegmentMax {
-		s.mu.Lock()
-		s.cur++
-		s.mu.Unlock()
-		if err := s.newSegment(); err != nil {
+	if s.curSize > s.segMax {
+		if err := s.rotate(); err != nil {
 			for _, r := range batch {
 				r.done <- err
 			}
@@ -249,10 +248,7 @@ func (s *spool) write(batch []spoolReq) {
 		// Nothing is acknowledged; start a fresh segment so that later
 		// records do not follow a torn one.
 		err = fmt.Errorf("spooling mail: %w", err)
-		s.mu.Lock()
-		s.cur++
-		s.mu.Unlock()
-		_ = s.newSegment()
+		_ = s.rotate()
 		for _, r := range batch {
 			r.done <- err
 		}
@@ -266,6 +262,21 @@ func (s *spool) write(batch []spoolReq) {
 	for _, r := range batch {
 		r.done <- nil
 	}
+}
+
+// rotate starts a new segment. The one it leaves is deleted at once when
+// none of its mail is waiting (remove never deletes the current one).
+func (s *spool) rotate() error {
+	s.mu.Lock()
+	old := s.cur
+	s.cur++
+	if s.live[old] <= 0 {
+		delete(s.live, old)
+		s.closeReader(old)
+		_ = os.Remove(filepath.Join(s.dir, segName(old)))
+	}
+	s.mu.Unlock()
+	return s.newSegment()
 }
 
 // put stores one mail durably: it is on disk when put returns nil.
@@ -292,12 +303,23 @@ func (s *spool) list(limit int) []spoolKey {
 	return append([]spoolKey(nil), s.pending[:n]...)
 }
 
+// read returns a mail's record. Segments are kept open for reading until
+// they are deleted (the delivery worker reads every record of them).
 func (s *spool) read(k spoolKey) ([]byte, error) {
-	f, err := os.Open(filepath.Join(s.dir, segName(k.seg)))
-	if err != nil {
-		return nil, err
+	s.mu.Lock()
+	f := s.readers[k.seg]
+	if f == nil {
+		var err error
+		if f, err = os.Open(filepath.Join(s.dir, segName(k.seg))); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		if s.readers == nil {
+			s.readers = map[int]*os.File{}
+		}
+		s.readers[k.seg] = f
 	}
-	defer f.Close()
+	s.mu.Unlock()
 	buf := make([]byte, k.n)
 	if _, err := f.ReadAt(buf, k.off+8); err != nil {
 		return nil, err
@@ -305,29 +327,75 @@ func (s *spool) read(k spoolKey) ([]byte, error) {
 	return buf, nil
 }
 
-// remove records a mail as delivered and deletes a segment with nothing
-// left in it (but never the one being written).
-func (s *spool) remove(k spoolKey) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	idx := -1
-	for i, p := range s.pending {
-		if p == k {
-			idx = i
-			break
-		}
+// closeReader closes a segment's read handle (s.mu held).
+func (s *spool) closeReader(seg int) {
+	if f := s.readers[seg]; f != nil {
+		f.Close()
+		delete(s.readers, seg)
 	}
-	if idx < 0 {
+}
+
+// remove records mails as delivered (one write to done.log for all of
+// them) and deletes the segments left with nothing in them (but never the
+// one being written).
+func (s *spool) remove(keys ...spoolKey) error {
+	if len(keys) == 0 {
 		return nil
 	}
-	s.pending = append(s.pending[:idx], s.pending[idx+1:]...)
-	if _, err := s.doneF.WriteString(k.String() + "\n"); err != nil {
-		return err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gone := make(map[spoolKey]bool, len(keys))
+	for _, k := range keys {
+		gone[k] = true
 	}
-	s.live[k.seg]--
-	if s.live[k.seg] <= 0 && k.seg != s.cur {
-		delete(s.live, k.seg)
-		return os.Remove(filepath.Join(s.dir, segName(k.seg)))
+	var lines []byte
+	kept := s.pending[:0]
+	for _, p := range s.pending {
+		if gone[p] {
+			lines = append(lines, p.String()+"\n"...)
+			s.live[p.seg]--
+			delete(gone, p)
+			continue
+		}
+		kept = append(kept, p)
 	}
-	return nil
+	clear(s.pending[len(kept):])
+	s.pending = kept
+	if len(lines) == 0 {
+		return nil
+	}
+	var errs []error
+	if _, err := s.doneF.Write(lines); err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range keys {
+		if s.live[k.seg] <= 0 && k.seg != s.cur {
+			if _, ok := s.live[k.seg]; !ok {
+				continue // already deleted
+			}
+			delete(s.live, k.seg)
+			s.closeReader(k.seg)
+			if err := os.Remove(filepath.Join(s.dir, segName(k.seg))); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// close closes the spool's files; call it once nothing uses the spool.
+func (s *spool) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for seg := range s.readers {
+		s.closeReader(seg)
+	}
+	if s.curF != nil {
+		s.curF.Close()
+		s.curF = nil
+	}
+	if s.doneF != nil {
+		s.doneF.Close()
+		s.doneF = nil
+	}
 }

@@ -93,3 +93,77 @@ func TestSpool(t *testing.T) {
 		t.Errorf("after removing everything and a restart: %v pending, err %v", len(s3.list(10)), err)
 	}
 }
+
+// TestSpoolSegments: with small segments, mail spreads over several;
+// removing a batch of keys at once deletes each segment whose mail is all
+// delivered, the one being written is kept until it is left behind, and a
+// reopen finds exactly the mail not removed.
+func TestSpoolSegments(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.segMax = 100
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.run(stop) }()
+	defer func() { close(stop); wg.Wait(); s.close() }()
+	segs := func() int {
+		m, _ := filepath.Glob(filepath.Join(dir, "seg-*"))
+		return len(m)
+	}
+	for i := 0; i < 10; i++ {
+		if err := s.put([]byte(fmt.Sprintf("mail %02d %s", i, string(make([]byte, 40))))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := s.list(100)
+	if len(keys) != 10 || segs() < 4 {
+		t.Fatalf("%d keys in %d segments, want 10 in at least 4", len(keys), segs())
+	}
+	for _, k := range keys { // every record can be read back
+		if b, err := s.read(k); err != nil || len(b) != 48 {
+			t.Fatalf("read %v: %d bytes, %v", k, len(b), err)
+		}
+	}
+	before := segs()
+	if err := s.remove(keys[:6]...); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.list(100)); got != 4 {
+		t.Fatalf("%d pending after removing 6 of 10", got)
+	}
+	if segs() >= before {
+		t.Errorf("no segment deleted: %d before, %d after", before, segs())
+	}
+	if err := s.remove(keys[:6]...); err != nil { // twice is harmless
+		t.Fatal(err)
+	}
+	if err := s.remove(keys[6:]...); err != nil {
+		t.Fatal(err)
+	}
+	// The current segment stays until a write moves on; then it goes.
+	if segs() != 1 {
+		t.Errorf("%d segments with nothing pending, want the current one", segs())
+	}
+	if err := s.put([]byte(string(make([]byte, 200)))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.put([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := openSpool(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.close()
+	left := s2.list(100)
+	if len(left) != 2 {
+		t.Fatalf("after a reopen %d pending, want 2", len(left))
+	}
+	if b, err := s2.read(left[1]); err != nil || string(b) != "x" {
+		t.Fatalf("last record %q, %v", b, err)
+	}
+}

@@ -210,6 +210,9 @@ func (t *Transport) Run(ctx context.Context) error {
 	case err = <-errc:
 	}
 	wg.Wait()
+	if t.spool != nil {
+		t.spool.close()
+	}
 	return err
 }
 

@@ -83,6 +83,7 @@ var errClosed = errors.New("the IRC connection is closing")
 // poster is what a conn posts its events to (*bridge.User in production).
 type poster interface {
 	Post(ev any) bool
+	PostOr(ev any, interval time.Duration, waiting func()) bool
 }
 
 // dialSpec says how to reach a server.
@@ -372,13 +373,31 @@ func (c *conn) readLoop(nc net.Conn) error {
 			c.pong(&msg)
 			continue
 		}
-		if !c.u.Post(connLine{c: c, msg: msg}) {
+		if !c.u.PostOr(connLine{c: c, msg: msg}, keepaliveEvery, c.keepalive) {
 			// The user's goroutine stopped and is closing its
 			// connections (Close gives queued lines time to leave, then
 			// QUITs): keep reading, so that the server is not held up,
 			// until then.
 			continue
 		}
+	}
+}
+
+// keepaliveEvery is how often a reader that cannot hand a line to its
+// user's goroutine sends the server a PING of its own (a variable for
+// tests).
+var keepaliveEvery = 10 * time.Second
+
+// keepalive is sent while the reader waits for the user's goroutine (see
+// readLoop): the server's own PING may be unread behind the line it
+// holds, and servers (ngircd, Solanum, InspIRCd) time out a client that
+// sends nothing for a while after a PING, so the connection says it is
+// alive. The server's PONG reaches the user's goroutine later and is
+// ignored.
+func (c *conn) keepalive() {
+	ping := ircmsg.MakeMessage(nil, "", "PING", "switchboard")
+	if b, err := encodeLine(&ping); err == nil {
+		_ = c.sendRaw(b, true)
 	}
 }
 

@@ -71,6 +71,7 @@ type user interface {
 	Account() *store.Account
 	Emit(ev bridge.Outbound) error
 	Post(ev any) bool
+	PostOr(ev any, interval time.Duration, waiting func()) bool
 	Online() bool
 }
 

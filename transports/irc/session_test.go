@@ -25,12 +25,13 @@ type fakeUser struct {
 	count  int
 }
 
-func (u *fakeUser) JID() jid.JID             { return u.j }
-func (u *fakeUser) Context() context.Context { return context.Background() }
-func (u *fakeUser) Log() *slog.Logger        { return testLog() }
-func (u *fakeUser) Account() *store.Account  { return u.acct }
-func (u *fakeUser) Post(any) bool            { return true }
-func (u *fakeUser) Online() bool             { return true }
+func (u *fakeUser) JID() jid.JID                           { return u.j }
+func (u *fakeUser) Context() context.Context               { return context.Background() }
+func (u *fakeUser) Log() *slog.Logger                      { return testLog() }
+func (u *fakeUser) Account() *store.Account                { return u.acct }
+func (u *fakeUser) Post(any) bool                          { return true }
+func (u *fakeUser) PostOr(any, time.Duration, func()) bool { return true }
+func (u *fakeUser) Online() bool                           { return true }
 func (u *fakeUser) Emit(ev bridge.Outbound) error {
 	u.count++
 	if !u.drop {
