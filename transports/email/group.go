@@ -272,16 +272,26 @@ func (t *Transport) groupPeople(ctx context.Context, user, replyMsgID string, th
 	return thread.People
 }
 
-// putGroup records the participants of one mail.
-func (t *Transport) putGroup(ctx context.Context, user, messageID string, ps []person) {
+// groupState is the stored participants of one mail (ok false for a
+// one-to-one mail).
+func groupState(user, messageID string, ps []person) (store.StateValue, bool) {
 	if messageID == "" || len(ps) == 0 {
-		return
+		return store.StateValue{}, false
 	}
 	b, err := json.Marshal(ps)
 	if err != nil {
+		return store.StateValue{}, false
+	}
+	return store.StateValue{User: user, Transport: "email", Key: groupKey(messageID), Value: b}, true
+}
+
+// putGroup records the participants of one mail.
+func (t *Transport) putGroup(ctx context.Context, user, messageID string, ps []person) {
+	v, ok := groupState(user, messageID, ps)
+	if !ok {
 		return
 	}
-	if err := t.st.PutState(ctx, user, "email", groupKey(messageID), b); err != nil {
+	if err := t.st.PutState(ctx, v.User, v.Transport, v.Key, v.Value); err != nil {
 		t.log.Warn("saving the participants of a mail failed", "user", user, "err", err)
 	}
 }

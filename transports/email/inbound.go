@@ -518,6 +518,8 @@ type batchState struct {
 	// the same by (user, peer, Message-ID) for replies within the batch.
 	pairs   []store.MessageID
 	pairIdx map[[3]string]string
+	// extra is other state to write with it (a group mail's participants).
+	extra []store.StateValue
 	// events to emit once the thread state is saved, per item.
 	items  []inItem
 	events []pendingEvents
@@ -558,12 +560,13 @@ func (b *batchState) findPair(user, peer, remoteID string) (string, bool) {
 // transaction when the store can (one commit for the whole batch instead
 // of two or three per mail), else one write each.
 func (b *batchState) flush(ctx context.Context, t *Transport) {
-	defer func() { b.convs, b.order, b.pairs, b.pairIdx = map[[2]string]conv{}, nil, nil, nil }()
+	defer func() { b.convs, b.order, b.pairs, b.pairIdx, b.extra = map[[2]string]conv{}, nil, nil, nil, nil }()
 	if bs, ok := t.st.(store.Batcher); ok {
-		states := make([]store.StateValue, 0, len(b.order))
+		states := make([]store.StateValue, 0, len(b.order)+len(b.extra))
 		for _, k := range b.order {
 			states = append(states, store.StateValue{User: k[0], Transport: "email", Key: k[1], Value: encodeConv(b.convs[k])})
 		}
+		states = append(states, b.extra...)
 		if err := bs.WriteBatch(ctx, b.pairs, states); err != nil {
 			t.log.Warn("saving the thread state of delivered mail failed", "mails", len(b.items), "err", err)
 		}
@@ -576,6 +579,11 @@ func (b *batchState) flush(ctx context.Context, t *Transport) {
 	}
 	for _, k := range b.order {
 		t.putConv(ctx, k[0], k[1], b.convs[k])
+	}
+	for _, v := range b.extra {
+		if err := t.st.PutState(ctx, v.User, v.Transport, v.Key, v.Value); err != nil {
+			t.log.Warn("saving the participants of a mail failed", "user", v.User, "err", err)
+		}
 	}
 }
 
@@ -737,7 +745,13 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 		}
 		refs := append(append([]string{}, m.References...), m.MessageID)
 		c := conv{Last: m.MessageID, Refs: refs, Subject: m.Subject, Thread: thread, People: people}
-		t.putGroup(ctx, acct.User, m.MessageID, people)
+		if v, ok := groupState(acct.User, m.MessageID, people); ok {
+			if b != nil {
+				b.extra = append(b.extra, v)
+			} else if err := t.st.PutState(ctx, v.User, v.Transport, v.Key, v.Value); err != nil {
+				t.log.Warn("saving the participants of a mail failed", "user", v.User, "err", err)
+			}
+		}
 		put := func(key string) {
 			if b != nil {
 				b.putConv(acct.User, key, c)
