@@ -64,7 +64,8 @@ func multicast(id, body string, addrs ...[2]string) string {
 //     and the count; an address that is not a contact is refused naming it;
 //   - a recipient the smarthost refuses at RCPT (550) is named in the
 //     error stanza and the others still get the mail; one it defers (450)
-//     gets the mail on a retry, the others once, then the receipt comes.
+//     gets the mail on a retry, the others once, then the receipt comes;
+//     a DSN for one recipient of two is an error stanza naming it.
 func TestEmailGroup(t *testing.T) {
 	s := newEmailStack(t, emailStackOptions{
 		email:  map[string]any{"max_recipients": 20},
@@ -198,11 +199,26 @@ func TestEmailGroup(t *testing.T) {
 		t.Errorf("deferred then delivered: want a receipt, got %s", rc.XML)
 	}
 
+	// Accepted for both, bounced for one: the DSN's error stanza comes
+	// from the gateway domain and names that recipient.
+	nosuch := "nosuch@" + outsideDom
+	alice.SendRaw(multicast("mcdsn", "one will bounce", [2]string{"to", mailJID(carol)}, [2]string{"cc", mailJID(nosuch)}))
+	rc = alice.Expect(t, func(st testbed.Stanza) bool {
+		return st.ID == "mcdsn" || st.Find("{"+nsReceipts+"}received[@id='mcdsn']") != nil
+	}, 20*time.Second)
+	if rc.Type == "error" {
+		t.Fatalf("accepted by the smarthost: want a receipt first, got %s", rc.XML)
+	}
+	dsn := alice.Expect(t, func(st testbed.Stanza) bool { return st.ID == "mcdsn" && st.Type == "error" }, 30*time.Second)
+	if dsn.From != mailDomain || !strings.Contains(dsn.ErrorText(), nosuch) || !strings.Contains(dsn.ErrorText(), "5.1.1") {
+		t.Errorf("DSN for one recipient of two: want an error from %s naming %s and 5.1.1, got %s", mailDomain, nosuch, dsn.XML)
+	}
+
 	// Nothing doubled: every mail above reached each mailbox once.
 	time.Sleep(time.Second)
 	for who, bodies := range map[string][]string{
 		bob:   {"count me in", "replying to that one", "just between us", "one mail for three"},
-		carol: {"count me in", "replying to that one", "one mail for three", "partly refused", "dave is busy"},
+		carol: {"count me in", "replying to that one", "one mail for three", "partly refused", "dave is busy", "one will bounce"},
 		dave:  {"one mail for three", "dave is busy"},
 	} {
 		msgs := s.dovecot.Messages(who, "")
