@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,23 +65,16 @@ func StartDovecot(tb testing.TB, opts DovecotOptions) *Dovecot {
 	}
 	registerStop(tb, d.proc, d.LogTail)
 	auto := opts.IMAPPort == 0
-	for attempt := 1; ; attempt++ {
+	startRetrying(tb, "dovecot", d.LogTail, func() error {
 		if auto {
 			opts.IMAPPort, opts.LMTPPort, opts.SubmissionPort = FreePort(tb), FreePort(tb), FreePort(tb)
 		}
 		d.opts = opts
 		d.writeUsers()
 		writeFile(tb, d.ConfigPath, d.config())
-		err := d.start()
-		if err == nil {
-			return d
-		}
-		if taken := (*portTakenError)(nil); errors.As(err, &taken) && auto && attempt < 3 {
-			tb.Logf("dovecot: %v; trying other ports", err)
-			continue
-		}
-		tb.Fatalf("dovecot: %v\n%s", err, d.LogTail())
-	}
+		return d.start()
+	}, func(*portTakenError) bool { return auto })
+	return d
 }
 
 func (d *Dovecot) config() string {

@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"html"
 	"net"
@@ -125,7 +124,7 @@ func StartInspIRCd(tb testing.TB, opts InspOptions) *InspIRCd {
 	}
 	registerStop(tb, s.proc, s.LogTail)
 	auto := opts.Port == 0
-	for attempt := 1; ; attempt++ {
+	startRetrying(tb, "inspircd", s.LogTail, func() error {
 		if auto {
 			opts.Port = FreePort(tb)
 		}
@@ -139,16 +138,9 @@ func StartInspIRCd(tb testing.TB, opts InspOptions) *InspIRCd {
 			s.linkPort = FreePort(tb)
 		}
 		writeFile(tb, s.ConfigPath, inspConfig(dir, opts, s))
-		err := s.start()
-		if err == nil {
-			return s
-		}
-		if taken := (*portTakenError)(nil); errors.As(err, &taken) && (auto || taken.addr != s.Addr()) && attempt < 3 {
-			tb.Logf("inspircd: %v; trying another port", err)
-			continue
-		}
-		tb.Fatalf("inspircd: %v\n%s", err, s.LogTail())
-	}
+		return s.start()
+	}, func(taken *portTakenError) bool { return auto || taken.addr != s.Addr() })
+	return s
 }
 
 // xmlAttr escapes s for a double-quoted config attribute.

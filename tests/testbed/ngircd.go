@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -96,22 +95,15 @@ func StartNgircd(tb testing.TB, opts NgircdOptions) *Ngircd {
 	}
 	registerStop(tb, n.proc, n.LogTail)
 	auto := opts.Port == 0
-	for attempt := 1; ; attempt++ {
+	startRetrying(tb, "ngircd", n.LogTail, func() error {
 		if auto {
 			opts.Port = FreePort(tb)
 		}
 		n.port = opts.Port
 		writeFile(tb, n.ConfigPath, ngircdConfig(dir, opts))
-		err := n.start()
-		if err == nil {
-			return n
-		}
-		if taken := (*portTakenError)(nil); errors.As(err, &taken) && auto && attempt < 3 {
-			tb.Logf("ngircd: %v; trying another port", err)
-			continue
-		}
-		tb.Fatalf("ngircd: %v\n%s", err, n.LogTail())
-	}
+		return n.start()
+	}, func(*portTakenError) bool { return auto })
+	return n
 }
 
 // nobodyIDs returns the uid and gid of user nobody.

@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -79,7 +78,7 @@ func StartPostfix(tb testing.TB, opts PostfixOptions) *Postfix {
 	}
 	registerStop(tb, p.proc, p.LogTail)
 	auto := opts.Port == 0
-	for attempt := 1; ; attempt++ {
+	startRetrying(tb, "postfix", p.LogTail, func() error {
 		if auto {
 			opts.Port = FreePort(tb)
 		}
@@ -88,18 +87,11 @@ func StartPostfix(tb testing.TB, opts PostfixOptions) *Postfix {
 		p.writeConfig()
 		// `postfix check` creates the queue directories master expects.
 		if out, err := exec.Command(bin, "-c", p.ConfDir, "check").CombinedOutput(); err != nil {
-			tb.Fatalf("postfix check: %v\n%s", err, out)
+			return fmt.Errorf("postfix check: %w\n%s", err, out)
 		}
-		err := p.start()
-		if err == nil {
-			return p
-		}
-		if taken := (*portTakenError)(nil); errors.As(err, &taken) && auto && attempt < 3 {
-			tb.Logf("postfix: %v; trying another port", err)
-			continue
-		}
-		tb.Fatalf("postfix: %v\n%s", err, p.LogTail())
-	}
+		return p.start()
+	}, func(*portTakenError) bool { return auto })
+	return p
 }
 
 func (p *Postfix) writeConfig() {

@@ -186,6 +186,26 @@ func (e *portTakenError) Error() string {
 	return fmt.Sprintf("%s could not listen on %s: another process listens there", e.name, e.addr)
 }
 
+// startRetrying calls start, which picks ports (when the caller left
+// them to it), writes the config and starts the server, up to three times
+// while it fails because a port it picked was taken meanwhile and retry
+// says another try can help; any other failure is fatal, with the
+// server's log.
+func startRetrying(tb testing.TB, name string, logTail func() string, start func() error, retry func(taken *portTakenError) bool) {
+	tb.Helper()
+	for attempt := 1; ; attempt++ {
+		err := start()
+		if err == nil {
+			return
+		}
+		if taken := (*portTakenError)(nil); errors.As(err, &taken) && attempt < 3 && retry(taken) {
+			tb.Logf("%s: %v; trying other ports", name, err)
+			continue
+		}
+		tb.Fatalf("%s: %v\n%s", name, err, logTail())
+	}
+}
+
 // foreignGrace is how long a port may accept connections for another
 // process before waitListening concludes the server will never get it.
 const foreignGrace = 3 * time.Second

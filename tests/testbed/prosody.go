@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -102,7 +101,7 @@ func StartProsody(tb testing.TB, opts ProsodyOptions) *Prosody {
 	}
 	registerStop(tb, p.proc, p.LogTail)
 	autoC2S, autoComp := opts.C2SPort == 0, opts.ComponentPort == 0
-	for attempt := 1; ; attempt++ {
+	startRetrying(tb, "prosody", p.LogTail, func() error {
 		if autoC2S {
 			opts.C2SPort = FreePort(tb)
 		}
@@ -111,21 +110,14 @@ func StartProsody(tb testing.TB, opts ProsodyOptions) *Prosody {
 		}
 		p.c2sPort, p.componentPort = opts.C2SPort, opts.ComponentPort
 		writeFile(tb, p.ConfigPath, prosodyConfig(dir, opts))
-		err := p.start()
-		if err == nil {
-			return p
+		return p.start()
+	}, func(taken *portTakenError) bool {
+		if autoComp {
+			opts.ComponentPort = 0
 		}
-		taken := (*portTakenError)(nil)
-		if errors.As(err, &taken) && attempt < 3 &&
-			((autoC2S && taken.addr == p.C2SAddr()) || (autoComp && taken.addr == p.ComponentAddr())) {
-			tb.Logf("prosody: %v; trying other ports", err)
-			if autoComp {
-				opts.ComponentPort = 0
-			}
-			continue
-		}
-		tb.Fatalf("prosody: %v\n%s", err, p.LogTail())
-	}
+		return (autoC2S && taken.addr == p.C2SAddr()) || (autoComp && taken.addr == p.ComponentAddr())
+	})
+	return p
 }
 
 // luaString quotes s as a Lua string literal.

@@ -5,12 +5,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
+	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
+	"golang.org/x/net/publicsuffix"
 )
 
 // authVerdict is what the gateway concluded about a mail's sender.
@@ -19,14 +22,35 @@ type authVerdict struct {
 	why    string
 }
 
+// dnsResolver is what sender authentication asks DNS (net.Resolver;
+// tests answer from a map).
+type dnsResolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+	LookupAddr(ctx context.Context, addr string) ([]string, error)
+}
+
+// authClient is what the SMTP session knows of the client.
+type authClient struct {
+	ip       netip.Addr
+	helo     string
+	mailFrom string // the envelope sender ("" for bounces)
+}
+
 // checkAuth decides whether a mail failed sender authentication. From a
 // trusted relay, the relay's Authentication-Results (the first one whose
-// authserv-id is authserv_id) are believed: dmarc=fail, or dkim and spf
-// both failing, is a failure. From any other client the gateway checks
-// DKIM signatures itself and the From domain's DMARC policy (go-msgauth);
-// SPF is not checked there (go-msgauth has no SPF), so a domain with a
-// DMARC policy but no valid aligned DKIM signature fails.
-func (t *Transport) checkAuth(ctx context.Context, raw []byte, trusted bool) authVerdict {
+// authserv-id is authserv_id) are believed (see verdictFromAR). From any
+// other client the gateway checks SPF (blitiri.com.ar/go/spf: the client
+// IP against the envelope sender's domain, or the HELO name's for a
+// bounce), the DKIM signatures and the From domain's DMARC policy
+// (go-msgauth) itself. A domain with a DMARC policy other than none
+// passes with a valid DKIM signature or an SPF pass whose domain is
+// aligned with From (same organizational domain, RFC 7489 relaxed
+// alignment), and fails without either; a domain without one fails
+// when SPF fails and no valid DKIM signature of the From domain rescues
+// it, or when a signature is broken.
+func (t *Transport) checkAuth(ctx context.Context, raw []byte, trusted bool, client authClient) authVerdict {
 	hdr := headerBlock(raw)
 	if trusted {
 		if t.cfg.AuthservID == "" {
@@ -41,20 +65,21 @@ func (t *Transport) checkAuth(ctx context.Context, raw []byte, trusted bool) aut
 	if fromDomain == "" {
 		return authVerdict{}
 	}
+	res := t.resolver
+	if res == nil {
+		res = net.DefaultResolver
+	}
 	lookup := func(domain string) ([]string, error) {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		if t.lookupTXT != nil {
-			return t.lookupTXT(c, domain)
-		}
-		return net.DefaultResolver.LookupTXT(c, domain)
+		return res.LookupTXT(c, domain)
 	}
 	aligned, dkimFail := false, ""
 	if bytes.Contains(bytes.ToLower(hdr), []byte("dkim-signature:")) {
 		vs, err := dkim.VerifyWithOptions(bytes.NewReader(raw), &dkim.VerifyOptions{LookupTXT: lookup, MaxVerifications: 5})
 		if err == nil {
 			for _, v := range vs {
-				if v.Err == nil && (strings.EqualFold(v.Domain, fromDomain) || strings.HasSuffix(strings.ToLower(fromDomain), "."+strings.ToLower(v.Domain))) {
+				if v.Err == nil && sameOrg(v.Domain, fromDomain) {
 					aligned = true
 				} else if v.Err != nil && !dkim.IsTempFail(v.Err) {
 					dkimFail = v.Err.Error()
@@ -65,15 +90,68 @@ func (t *Transport) checkAuth(ctx context.Context, raw []byte, trusted bool) aut
 	if aligned {
 		return authVerdict{}
 	}
+	spfResult, spfDomain := t.checkSPF(ctx, res, client)
+	spfAligned := spfResult == spf.Pass && sameOrg(spfDomain, fromDomain)
 	rec, err := dmarc.LookupWithOptions(fromDomain, &dmarc.LookupOptions{LookupTXT: lookup})
-	if err != nil || rec == nil || rec.Policy == dmarc.PolicyNone {
-		if dkimFail != "" {
-			return authVerdict{result: "fail", why: dkimFail}
+	if err == nil && rec != nil && rec.Policy != dmarc.PolicyNone {
+		if spfAligned {
+			return authVerdict{}
 		}
-		return authVerdict{}
+		why := fmt.Sprintf("DMARC policy %s of %s and neither a valid DKIM signature of that domain nor an aligned SPF pass", rec.Policy, fromDomain)
+		if spfResult == spf.Fail {
+			why += fmt.Sprintf(" (SPF of %s fails for %s)", spfDomain, client.ip)
+		}
+		return authVerdict{result: "fail", why: why}
 	}
-	why := fmt.Sprintf("DMARC policy %s of %s and no valid DKIM signature of that domain", rec.Policy, fromDomain)
-	return authVerdict{result: "fail", why: why}
+	switch {
+	case dkimFail != "":
+		return authVerdict{result: "fail", why: dkimFail}
+	case spfResult == spf.Fail:
+		return authVerdict{result: "fail", why: fmt.Sprintf("SPF of %s does not allow %s to send its mail", spfDomain, client.ip)}
+	}
+	return authVerdict{}
+}
+
+// checkSPF evaluates SPF for the envelope sender's domain (the HELO name
+// for a bounce) and returns the result and the domain checked.
+func (t *Transport) checkSPF(ctx context.Context, res dnsResolver, c authClient) (spf.Result, string) {
+	if !c.ip.IsValid() {
+		return spf.None, ""
+	}
+	domain := c.helo
+	if at := strings.LastIndexByte(c.mailFrom, '@'); at >= 0 {
+		domain = c.mailFrom[at+1:]
+	}
+	if domain == "" {
+		return spf.None, ""
+	}
+	sender := c.mailFrom
+	if sender == "" {
+		sender = "postmaster@" + c.helo
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r, err := spf.CheckHostWithSender(net.IP(c.ip.Unmap().AsSlice()), c.helo, sender, spf.WithContext(sctx), spf.WithResolver(res))
+	if err != nil && t.log != nil {
+		t.log.Debug("SPF check", "domain", domain, "ip", c.ip.String(), "result", string(r), "err", err)
+	}
+	return r, strings.ToLower(domain)
+}
+
+// sameOrg reports whether two domains have the same organizational
+// domain (the public suffix list's registrable domain), which is DMARC's
+// relaxed alignment.
+func sameOrg(a, b string) bool {
+	a, b = strings.ToLower(strings.TrimSuffix(a, ".")), strings.ToLower(strings.TrimSuffix(b, "."))
+	if a == "" || b == "" {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	oa, err1 := publicsuffix.EffectiveTLDPlusOne(a)
+	ob, err2 := publicsuffix.EffectiveTLDPlusOne(b)
+	return err1 == nil && err2 == nil && oa == ob
 }
 
 // verdictFromAR reads the trusted Authentication-Results header.

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -16,49 +18,103 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
+// fakeDNS answers TXT and A lookups from maps (no MX, no PTR).
+type fakeDNS struct {
+	txt map[string][]string
+	ip  map[string][]string
+}
+
+func (d fakeDNS) LookupTXT(_ context.Context, name string) ([]string, error) {
+	if v, ok := d.txt[strings.TrimSuffix(name, ".")]; ok {
+		return v, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (d fakeDNS) LookupMX(_ context.Context, name string) ([]*net.MX, error) {
+	return nil, &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
+
+func (d fakeDNS) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr, error) {
+	var out []net.IPAddr
+	for _, a := range d.ip[strings.TrimSuffix(host, ".")] {
+		out = append(out, net.IPAddr{IP: net.ParseIP(a)})
+	}
+	if len(out) == 0 {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return out, nil
+}
+
+func (d fakeDNS) LookupAddr(_ context.Context, addr string) ([]string, error) {
+	return nil, &net.DNSError{Err: "no such host", Name: addr, IsNotFound: true}
+}
+
 // TestCheckAuthDirect: for a client that is not a trusted relay the
-// gateway verifies DKIM itself and applies the From domain's DMARC policy
-// (go-msgauth, DNS answered by the test): an aligned valid signature
-// passes, a tampered body fails, a forged From of a domain with a DMARC
-// policy and no signature fails, a domain without DMARC and no signature
-// is not marked.
+// gateway checks SPF, DKIM and the From domain's DMARC policy itself (DNS
+// answered by the test): an aligned valid signature passes, a tampered
+// body fails, a forged From of a domain with a DMARC policy fails unless
+// SPF passes for an aligned envelope domain (a subdomain counts: relaxed
+// alignment), SPF passing for an unrelated envelope domain does not
+// rescue it, a domain without DMARC is marked only when its SPF fails.
 func TestCheckAuthDirect(t *testing.T) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dns := map[string][]string{
+	dns := fakeDNS{txt: map[string][]string{
 		"sel._domainkey.bank.example": {"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)},
 		"_dmarc.bank.example":         {"v=DMARC1; p=reject"},
-	}
-	tr := &Transport{cfg: Config{}, lookupTXT: func(_ context.Context, name string) ([]string, error) {
-		if v, ok := dns[strings.TrimSuffix(name, ".")]; ok {
-			return v, nil
-		}
-		return nil, errors.New("no such name")
-	}}
+		"bank.example":                {"v=spf1 ip4:192.0.2.10 -all"},
+		"bounces.bank.example":        {"v=spf1 ip4:192.0.2.11 -all"},
+		"nodmarc.example":             {"v=spf1 a:mx.nodmarc.example -all"},
+		"spammer.example":             {"v=spf1 +all"},
+	}, ip: map[string][]string{"mx.nodmarc.example": {"192.0.2.20"}}}
+	tr := &Transport{cfg: Config{}, resolver: dns}
 	msg := "From: ceo@bank.example\r\nTo: alice@mail.localhost\r\nSubject: hi\r\nMessage-ID: <a@bank.example>\r\n\r\nPlease wire money.\r\n"
 	var signed bytes.Buffer
 	if err := dkim.Sign(&signed, strings.NewReader(msg), &dkim.SignOptions{Domain: "bank.example", Selector: "sel", Signer: priv}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if v := tr.checkAuth(ctx, signed.Bytes(), false); v.result != "" {
+	stranger := authClient{ip: netip.MustParseAddr("203.0.113.5"), helo: "evil.example", mailFrom: "x@bank.example"}
+	if v := tr.checkAuth(ctx, signed.Bytes(), false, stranger); v.result != "" {
 		t.Errorf("a valid aligned signature: verdict %+v", v)
 	}
 	tampered := strings.Replace(signed.String(), "wire money", "wire MORE money", 1)
-	if v := tr.checkAuth(ctx, []byte(tampered), false); v.result != "fail" {
+	if v := tr.checkAuth(ctx, []byte(tampered), false, stranger); v.result != "fail" {
 		t.Errorf("a tampered body: verdict %+v, want fail", v)
 	}
-	if v := tr.checkAuth(ctx, []byte(msg), false); v.result != "fail" || !strings.Contains(v.why, "DMARC") {
-		t.Errorf("an unsigned mail from a domain with p=reject: verdict %+v, want a DMARC failure", v)
+	if v := tr.checkAuth(ctx, []byte(msg), false, stranger); v.result != "fail" || !strings.Contains(v.why, "DMARC") || !strings.Contains(v.why, "SPF") {
+		t.Errorf("an unsigned mail from a domain with p=reject, sent from an IP its SPF refuses: verdict %+v, want a DMARC failure naming SPF", v)
+	}
+	own := authClient{ip: netip.MustParseAddr("192.0.2.10"), helo: "mx.bank.example", mailFrom: "x@bank.example"}
+	if v := tr.checkAuth(ctx, []byte(msg), false, own); v.result != "" {
+		t.Errorf("an unsigned mail from the domain's own SPF-listed server: verdict %+v, want a pass (aligned SPF)", v)
+	}
+	sub := authClient{ip: netip.MustParseAddr("192.0.2.11"), helo: "mx.bank.example", mailFrom: "b@bounces.bank.example"}
+	if v := tr.checkAuth(ctx, []byte(msg), false, sub); v.result != "" {
+		t.Errorf("an SPF pass for a subdomain of the From domain: verdict %+v, want a pass (relaxed alignment)", v)
+	}
+	unaligned := authClient{ip: netip.MustParseAddr("203.0.113.5"), helo: "spammer.example", mailFrom: "x@spammer.example"}
+	if v := tr.checkAuth(ctx, []byte(msg), false, unaligned); v.result != "fail" {
+		t.Errorf("an SPF pass of an unrelated envelope domain: verdict %+v, want the DMARC failure", v)
 	}
 	other := strings.Replace(msg, "bank.example", "nodmarc.example", -1)
-	if v := tr.checkAuth(ctx, []byte(other), false); v.result != "" {
-		t.Errorf("an unsigned mail from a domain without DMARC: verdict %+v, want none", v)
+	good := authClient{ip: netip.MustParseAddr("192.0.2.20"), helo: "mx.nodmarc.example", mailFrom: "x@nodmarc.example"}
+	if v := tr.checkAuth(ctx, []byte(other), false, good); v.result != "" {
+		t.Errorf("an unsigned mail without DMARC from an SPF-allowed IP: verdict %+v, want none", v)
+	}
+	bad := authClient{ip: netip.MustParseAddr("203.0.113.5"), helo: "evil.example", mailFrom: "x@nodmarc.example"}
+	if v := tr.checkAuth(ctx, []byte(other), false, bad); v.result != "fail" || !strings.Contains(v.why, "SPF") {
+		t.Errorf("an unsigned mail without DMARC from an IP its SPF refuses: verdict %+v, want an SPF failure", v)
+	}
+	unknown := strings.Replace(msg, "bank.example", "unknown.example", -1)
+	if v := tr.checkAuth(ctx, []byte(unknown), false, authClient{ip: netip.MustParseAddr("203.0.113.5"), mailFrom: "x@unknown.example"}); v.result != "" {
+		t.Errorf("a domain that publishes nothing: verdict %+v, want none", v)
 	}
 	// From a trusted relay without authserv_id nothing is checked here.
-	if v := tr.checkAuth(ctx, []byte(msg), true); v.result != "" {
+	if v := tr.checkAuth(ctx, []byte(msg), true, stranger); v.result != "" {
 		t.Errorf("trusted relay without authserv_id: verdict %+v", v)
 	}
 }

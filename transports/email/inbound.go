@@ -112,7 +112,7 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 		ip, _ = netip.AddrFromSlice(ta.IP)
 		ip = ip.Unmap()
 	}
-	return &inSession{t: t, ip: ip, trusted: t.cfg.trustedAddr(ip)}, nil
+	return &inSession{t: t, conn: c, ip: ip, trusted: t.cfg.trustedAddr(ip)}, nil
 }
 
 // limitListener refuses (421, then close) a connection from an address
@@ -181,6 +181,7 @@ type inRcpt struct {
 
 type inSession struct {
 	t       *Transport
+	conn    *smtp.Conn // nil in unit tests
 	ip      netip.Addr
 	trusted bool
 	from    string
@@ -276,7 +277,11 @@ func (s *inSession) Data(r io.Reader) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	verdict := t.checkAuth(ctx, raw, s.trusted)
+	client := authClient{ip: s.ip, mailFrom: s.from}
+	if s.conn != nil {
+		client.helo = s.conn.Hostname()
+	}
+	verdict := t.checkAuth(ctx, raw, s.trusted, client)
 	if verdict.result == "fail" && t.cfg.AuthPolicy == "reject" {
 		t.log.Info("refused unauthenticated mail", "from", s.from, "ip", s.ip.String(), "why", verdict.why)
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},

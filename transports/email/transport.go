@@ -72,8 +72,9 @@ type Transport struct {
 
 	// now is time.Now (tests replace it).
 	now func() time.Time
-	// lookupTXT replaces DNS TXT lookups for DKIM and DMARC (tests).
-	lookupTXT func(ctx context.Context, name string) ([]string, error)
+	// resolver answers the DNS questions of SPF, DKIM and DMARC (nil:
+	// net.DefaultResolver; tests answer from a map).
+	resolver dnsResolver
 	// listenAddr is where the SMTP listener listens once Run started it.
 	listenMu   sync.Mutex
 	listenAddr string
