@@ -80,6 +80,9 @@ type SendMessage struct {
 	// Reactions is a XEP-0444 reaction to an earlier message (nil when
 	// the message carries none).
 	Reactions *Reactions
+	// Addresses are the XEP-0033 addresses of the message (a multicast
+	// message to a Multicaster transport's domain); nil when none.
+	Addresses []ExtAddress
 }
 
 // PresenceType is the XMPP presence type ("" means available).
@@ -184,6 +187,9 @@ type Message struct {
 	Thread string
 	// Nick is the sender's display name, rendered as a XEP-0172 <nick>.
 	Nick string
+	// Addresses, when set, are rendered as XEP-0033 <addresses/>: who
+	// else the remote message went to (Type "to" or "cc", Addr a contact).
+	Addresses []ExtAddress
 }
 
 // Reactions is a XEP-0444 reaction: the full set of emojis the sender

@@ -124,6 +124,9 @@ func (l *Link) discoInfo(s *stanza, p *node) {
 			for _, f := range gatewayFeatures {
 				b = appendFeature(b, f)
 			}
+			if l.multicast() {
+				b = appendFeature(b, bridge.NSAddress)
+			}
 			return append(b, "</query>"...)
 		})
 	case node == nsCommands:

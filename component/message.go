@@ -17,8 +17,19 @@ func (l *Link) handleMessage(s *stanza) {
 	if !ok {
 		return // nothing to pass on: receipts, markers, invitations
 	}
+	if len(ev.Addresses) > 0 {
+		l.resolveAddresses(ev.Addresses)
+	}
 	if s.addr.Kind == mapping.KindGateway {
 		if ev.Body == "" && ev.Subject == nil && len(ev.Attachments) == 0 {
+			return
+		}
+		if len(ev.Addresses) > 0 {
+			if l.multicast() {
+				l.dispatch(s, ev)
+				return
+			}
+			l.replyErr(s, bridge.Errorf(bridge.FeatureNotImplemented, "This gateway does not relay multicast (XEP-0033) messages: write to each contact."), "")
 			return
 		}
 		l.replyErr(s, bridge.Errorf(bridge.ServiceUnavailable, "The gateway itself does not take messages: write to a contact or a room, or use its ad-hoc commands."), "")
@@ -126,6 +137,10 @@ func parseMessage(s *stanza) (bridge.SendMessage, bool) {
 					}
 				}
 				ev.Reactions = r
+			}
+		case bridge.NSAddress:
+			if c.local == "addresses" && ev.Addresses == nil {
+				ev.Addresses = parseAddresses(t, c)
 			}
 		case nsOOB:
 			if c.local == "x" {

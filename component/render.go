@@ -284,6 +284,7 @@ func (l *Link) renderMessage(o *out, m *bridge.Message, opt msgOpts) error {
 	if m.Nick != "" {
 		b = textElem(b, "nick", "http://jabber.org/protocol/nick", m.Nick)
 	}
+	b = l.appendAddresses(b, m.Addresses)
 	if !opt.inner && !m.Time.IsZero() && (m.Delayed || opt.delayed || l.now().Sub(m.Time) > delayThreshold) {
 		b = append(b, "<delay xmlns='urn:xmpp:delay'"...)
 		if typ == bridge.Groupchat {
@@ -662,7 +663,7 @@ func sizeHint(ev bridge.Outbound) int {
 		if e.Reply != nil {
 			n += len(e.Reply.Fallback) + 128
 		}
-		return n + 128*len(e.Attachments)
+		return n + 128*len(e.Attachments) + 128*len(e.Addresses)
 	case bridge.RoomJoined:
 		n := 512 + 256*len(e.Occupants) + len(e.Subject)
 		for i := range e.History {

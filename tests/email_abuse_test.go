@@ -14,7 +14,8 @@ import (
 // header (dave, named in the injected Bcc, gets nothing); a mail the
 // trusted relay marks dmarc=fail is shown as unverified; a blocked sender
 // is refused at RCPT (and shown in the form); send_per_hour and
-// max_message_bytes give error stanzas naming the limit; listen_per_ip
+// max_message_bytes give error stanzas naming the limit (send_per_hour
+// still holds after the gateway is killed with -9 and restarted); listen_per_ip
 // refuses the sixth connection from one untrusted address with 421.
 func TestEmailAbuse(t *testing.T) {
 	s := newEmailStack(t, emailStackOptions{email: map[string]any{"send_per_hour": 4, "max_message_bytes": 8192}})
@@ -92,6 +93,12 @@ func TestEmailAbuse(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='q%d'><body>quota %d</body></message>`, mailJID(carol), i, i))
 	}
+	// The count is durable: a gateway killed and started again does not
+	// give a fresh quota.
+	s.waitMailbox(carol, "", 3, func(m string) bool { return strings.Contains(m, "quota ") }, 20*time.Second)
+	s.gw.Kill()
+	<-s.gw.Done()
+	s.gw.Start()
 	alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='q3'><body>quota 3</body></message>`, mailJID(carol)))
 	e := alice.Expect(t, func(st testbed.Stanza) bool { return st.Type == "error" && strings.HasPrefix(st.ID, "q") }, wait)
 	if e.ID != "q3" || e.ErrorCondition() != "policy-violation" || !strings.Contains(e.ErrorText(), "send_per_hour") || !strings.Contains(e.ErrorText(), "UTC") {

@@ -525,6 +525,8 @@ type batchState struct {
 	// the same by (user, peer, Message-ID) for replies within the batch.
 	pairs   []store.MessageID
 	pairIdx map[[3]string]string
+	// extra is other state to write with it (a group mail's participants).
+	extra []store.StateValue
 	// events to emit once the thread state is saved, per item.
 	items  []inItem
 	events []pendingEvents
@@ -565,12 +567,13 @@ func (b *batchState) findPair(user, peer, remoteID string) (string, bool) {
 // transaction when the store can (one commit for the whole batch instead
 // of two or three per mail), else one write each.
 func (b *batchState) flush(ctx context.Context, t *Transport) {
-	defer func() { b.convs, b.order, b.pairs, b.pairIdx = map[[2]string]conv{}, nil, nil, nil }()
+	defer func() { b.convs, b.order, b.pairs, b.pairIdx, b.extra = map[[2]string]conv{}, nil, nil, nil, nil }()
 	if bs, ok := t.st.(store.Batcher); ok {
-		states := make([]store.StateValue, 0, len(b.order))
+		states := make([]store.StateValue, 0, len(b.order)+len(b.extra))
 		for _, k := range b.order {
 			states = append(states, store.StateValue{User: k[0], Transport: "email", Key: k[1], Value: encodeConv(b.convs[k])})
 		}
+		states = append(states, b.extra...)
 		if err := bs.WriteBatch(ctx, b.pairs, states); err != nil {
 			t.log.Warn("saving the thread state of delivered mail failed", "mails", len(b.items), "err", err)
 		}
@@ -583,6 +586,11 @@ func (b *batchState) flush(ctx context.Context, t *Transport) {
 	}
 	for _, k := range b.order {
 		t.putConv(ctx, k[0], k[1], b.convs[k])
+	}
+	for _, v := range b.extra {
+		if err := t.st.PutState(ctx, v.User, v.Transport, v.Key, v.Value); err != nil {
+			t.log.Warn("saving the participants of a mail failed", "user", v.User, "err", err)
+		}
 	}
 }
 
@@ -620,6 +628,9 @@ type conv struct {
 	Refs    []string `json:"refs"`    // References of the last message
 	Subject string   `json:"subject"` // subject of the thread
 	Thread  string   `json:"thread"`  // XMPP <thread>
+	// People are the participants of a group conversation (group.go):
+	// a reply in the thread goes to all of them. Empty: one-to-one.
+	People []person `json:"people,omitempty"`
 }
 
 const maxRefs = 20
@@ -699,6 +710,15 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 		}
 	}
 	peer := addr.Name
+	// Group mail: who else got it (never for list mail, which is answered
+	// on the list). The author is one of the people a reply-all goes to.
+	var others, people []person
+	if !isList {
+		others = t.others(acct, m, author.Addr)
+	}
+	if len(others) > 0 {
+		people = append([]person{{Name: author.Name, Addr: author.Addr}}, others...)
+	}
 	key := m.MessageID
 	if key == "" {
 		key = string(raw)
@@ -731,7 +751,14 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 			t.log.Warn("saving a Message-ID failed", "err", err)
 		}
 		refs := append(append([]string{}, m.References...), m.MessageID)
-		c := conv{Last: m.MessageID, Refs: refs, Subject: m.Subject, Thread: thread}
+		c := conv{Last: m.MessageID, Refs: refs, Subject: m.Subject, Thread: thread, People: people}
+		if v, ok := groupState(acct.User, m.MessageID, people); ok {
+			if b != nil {
+				b.extra = append(b.extra, v)
+			} else if err := t.st.PutState(ctx, v.User, v.Transport, v.Key, v.Value); err != nil {
+				t.log.Warn("saving the participants of a mail failed", "user", v.User, "err", err)
+			}
+		}
 		put := func(key string) {
 			if b != nil {
 				b.putConv(acct.User, key, c)
@@ -748,6 +775,9 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 	var body strings.Builder
 	if auth == "fail" {
 		fmt.Fprintf(&body, "⚠ Unverified sender: this mail failed authentication (%s); the From address may be forged.\n", authWhy)
+	}
+	if len(others) > 0 {
+		body.WriteString(participantsLine(others) + "\n")
 	}
 	nick := author.Name
 	if isList {
@@ -770,7 +800,7 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 		}
 	}
 	msg := bridge.Message{To: to, From: addr, Type: bridge.Chat, ID: id, Body: body.String(), Thread: thread, Nick: nick, Reply: reply,
-		Time: m.Date, Attachments: atts}
+		Time: m.Date, Attachments: atts, Addresses: t.extAddresses(others)}
 	if m.Subject != "" {
 		s := m.Subject
 		msg.Subject = &s
@@ -848,13 +878,18 @@ func (t *Transport) dsnEvent(ctx context.Context, acct *store.Account, to jid.JI
 	if full, err := jid.Parse(f[1]); err == nil && full.Bare().Equal(to.Bare()) {
 		to = full
 	}
-	addr, err := t.codec.Mailbox(peer)
+	addr, err := t.errorFrom(peer)
 	if err != nil {
 		return nil, false
 	}
-	text := fmt.Sprintf("The mail to %s was not delivered", peer)
+	// A mail to several people: the DSN names the one it is about.
+	who := peer
+	if d.Recipient != "" && !strings.ContainsAny(d.Recipient, "\r\n") {
+		who = d.Recipient
+	}
+	text := fmt.Sprintf("The mail to %s was not delivered", who)
 	if strings.EqualFold(d.Action, "delayed") {
-		text = fmt.Sprintf("The mail to %s is delayed", peer)
+		text = fmt.Sprintf("The mail to %s is delayed", who)
 	}
 	if d.Status != "" {
 		text += " (" + d.Status + ")"

@@ -1,7 +1,6 @@
 package email
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -42,6 +41,10 @@ type outItem struct {
 	// Sender is the full JID that sent the message: an error must go to
 	// it (a server drops an error message sent to a bare JID).
 	Sender string `json:"sender,omitempty"`
+	// Multicast is true for a XEP-0033 message to the gateway domain:
+	// receipts and errors then come from the domain (the queue item's
+	// Peer is empty).
+	Multicast bool `json:"multicast,omitempty"`
 }
 
 // session is one user's state; everything happens in the queue workers,
@@ -97,7 +100,10 @@ func (s *session) Status() []string {
 		cancel()
 	}
 	if t.cfg.SendPerHour > 0 {
-		n, reset := t.rateState(s.u.JID().String())
+		n, reset, err := t.rateState(s.u.Context(), s.u.JID().String())
+		if err != nil {
+			t.log.Warn("reading the send log failed", "err", err)
+		}
 		line := fmt.Sprintf("Sent in the last hour: %d of %d", n, t.cfg.SendPerHour)
 		if n > 0 {
 			line += fmt.Sprintf(" (the oldest leaves the window at %s)", reset.UTC().Format("15:04:05 UTC"))
@@ -124,38 +130,9 @@ func (s *session) HandleInbound(ev bridge.Inbound) {
 	}
 }
 
-// rateState returns the sends in the last hour and when the oldest leaves.
-func (t *Transport) rateState(user string) (int, time.Time) {
-	t.rateMu.Lock()
-	defer t.rateMu.Unlock()
-	now := t.now()
-	ts := t.sent[user]
-	for len(ts) > 0 && now.Sub(ts[0]) >= time.Hour {
-		ts = ts[1:]
-	}
-	t.sent[user] = ts
-	if len(ts) == 0 {
-		return 0, now
-	}
-	return len(ts), ts[0].Add(time.Hour)
-}
-
-// takeSend records a send if the user is under send_per_hour.
-func (t *Transport) takeSend(user string) (bool, time.Time) {
-	if t.cfg.SendPerHour <= 0 {
-		return true, time.Time{}
-	}
-	n, reset := t.rateState(user)
-	if n >= t.cfg.SendPerHour {
-		return false, reset
-	}
-	t.rateMu.Lock()
-	t.sent[user] = append(t.sent[user], t.now())
-	t.rateMu.Unlock()
-	return true, time.Time{}
-}
-
-// send builds the mail for an XMPP message and queues it.
+// send builds the mail for an XMPP message and queues it: a message to a
+// contact (one-to-one, or reply-all in a group thread), or a XEP-0033
+// multicast message to the gateway domain (group.go).
 func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	ctx, cancel := context.WithTimeout(u.Context(), 30*time.Second)
 	defer cancel()
@@ -164,39 +141,59 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	if own == "" {
 		return bridge.Errorf(bridge.RegistrationRequired, "Register with the email gateway first (an address or your own mailbox).")
 	}
-	if m.To.Kind != mapping.KindContact {
-		return bridge.Errorf(bridge.FeatureNotImplemented, `Write to an email address: alice@example.com is alice\40example.com@%s.`, t.codec.Domain())
-	}
-	rcpt, err := mailmsg.ValidateAddress(m.To.Name)
-	if err != nil {
-		return bridge.Errorf(bridge.JIDMalformed, "%v", err)
-	}
-	recipients := []mailmsg.Address{{Addr: rcpt.Addr}}
-	if t.cfg.MaxRecipients > 0 && len(recipients) > t.cfg.MaxRecipients {
-		return bridge.Errorf(bridge.PolicyViolation, "Too many recipients: max_recipients is %d per message.", t.cfg.MaxRecipients)
+	multicast := m.To.Kind == mapping.KindGateway && len(m.Addresses) > 0
+	var rcpts recipients
+	peer := "" // the contact (state and error key); "" for multicast
+	switch {
+	case multicast:
+		r, err := t.multicastRecipients(m.Addresses)
+		if err != nil {
+			return err
+		}
+		rcpts = r
+	case m.To.Kind == mapping.KindContact:
+		rcpt, err := mailmsg.ValidateAddress(m.To.Name)
+		if err != nil {
+			return bridge.Errorf(bridge.JIDMalformed, "%v", err)
+		}
+		rcpts = recipients{To: []mailmsg.Address{{Addr: rcpt.Addr}}}
+		peer = strings.ToLower(rcpt.Addr)
+	default:
+		return bridge.Errorf(bridge.FeatureNotImplemented, `Write to an email address: alice@example.com is alice\40example.com@%s (or send one message to several with XEP-0033 addresses to %s).`, t.codec.Domain(), t.codec.Domain())
 	}
 	if int64(len(m.Body)) > t.cfg.MaxMessageBytes {
 		return bridge.Errorf(bridge.PolicyViolation, "The message is %d bytes; max_message_bytes is %d.", len(m.Body), t.cfg.MaxMessageBytes)
 	}
 	user := u.JID().String()
-	peer := strings.ToLower(rcpt.Addr)
 
 	// Threading: an explicit reply, else the thread, else the conversation.
 	var c conv
 	if m.Thread != "" {
 		c = t.getConv(ctx, user, "thread:"+m.Thread)
 	}
-	if c.Last == "" && m.Thread == "" {
+	if c.Last == "" && m.Thread == "" && peer != "" {
 		c = t.getConv(ctx, user, "conv:"+peer)
 	}
 	inReplyTo, refs := c.Last, append([]string{}, c.Refs...)
-	if m.Reply != nil && m.Reply.ID != "" {
+	replyMID := ""
+	if m.Reply != nil && m.Reply.ID != "" && peer != "" {
 		if mid, err := t.st.FindByStanzaID(ctx, user, "email", peer, m.Reply.ID); err == nil {
-			inReplyTo = mid.RemoteID
+			inReplyTo, replyMID = mid.RemoteID, mid.RemoteID
 			if len(refs) == 0 || refs[len(refs)-1] != inReplyTo {
 				refs = append(refs, inReplyTo)
 			}
 		}
+	}
+	// Reply-all: a message in a group thread (or a reply to a group mail)
+	// goes to everyone in it; a plain message outside a thread stays
+	// one-to-one (c then came from "conv:", whose People are not used).
+	if peer != "" && (m.Thread != "" || replyMID != "") {
+		if ps := t.groupPeople(ctx, user, replyMID, c); len(ps) > 0 {
+			rcpts = t.replyAll(acct, rcpts.To[0].Addr, ps)
+		}
+	}
+	if err := t.checkRecipients(rcpts); err != nil {
+		return err
 	}
 	// A subject is one line: line breaks become spaces (Build encodes the
 	// rest, and refuses any CR/LF that would still reach a header).
@@ -228,14 +225,10 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	if len(notes) > 0 {
 		body = strings.TrimRight(body, "\n") + "\n\n" + strings.Join(notes, "\n")
 	}
-	ok, reset := t.takeSend(user)
-	if !ok {
-		return bridge.Errorf(bridge.PolicyViolation, "send_per_hour: you may send %d mails an hour; the next can go at %s.",
-			t.cfg.SendPerHour, reset.UTC().Format("15:04:05 UTC"))
-	}
 	raw, msgID, err := mailmsg.Build(mailmsg.Outgoing{
 		From:        mailmsg.Address{Name: displayName(acct), Addr: own},
-		To:          recipients,
+		To:          rcpts.To,
+		Cc:          rcpts.Cc, // Bcc: envelope only, never a header
 		Subject:     subject,
 		InReplyTo:   inReplyTo,
 		References:  refs,
@@ -245,14 +238,28 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 		Date:        t.now(),
 	})
 	if err != nil {
+		var ae *mailmsg.AddressError
+		if errors.As(err, &ae) {
+			return bridge.Errorf(bridge.JIDMalformed, "The recipient %s is refused: %v", ae.Input, ae)
+		}
 		return bridge.Errorf(bridge.NotAcceptable, "The mail could not be built: %v", err)
 	}
 	if int64(len(raw)) > t.cfg.MaxMessageBytes {
 		return bridge.Errorf(bridge.PolicyViolation, "The mail would be %d bytes; max_message_bytes is %d.", len(raw), t.cfg.MaxMessageBytes)
 	}
-	payload, err := json.Marshal(outItem{BYO: isBYO(acct), From: own, To: []string{rcpt.Addr}, Raw: raw, MessageID: msgID, Receipt: m.ReceiptRequested, Sender: m.From.String()})
+	payload, err := json.Marshal(outItem{BYO: isBYO(acct), From: own, To: rcpts.envelope(), Raw: raw, MessageID: msgID,
+		Receipt: m.ReceiptRequested, Sender: m.From.String(), Multicast: multicast})
 	if err != nil {
 		return fmt.Errorf("encoding the mail: %w", err)
+	}
+	ok, reset, err := t.takeSend(ctx, user)
+	if err != nil {
+		t.log.Error("the send log cannot be read or written", "user", user, "err", err)
+		return bridge.Errorf(bridge.InternalServerError, "The mail could not be queued; try again.")
+	}
+	if !ok {
+		return bridge.Errorf(bridge.PolicyViolation, "send_per_hour: you may send %d mails an hour; the next can go at %s.",
+			t.cfg.SendPerHour, reset.UTC().Format("15:04:05 UTC"))
 	}
 	ids := []string{m.ID}
 	if m.OriginID != "" && m.OriginID != m.ID {
@@ -262,10 +269,19 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 		if id == "" {
 			continue
 		}
-		for _, p := range []store.MessageID{
-			{User: user, Transport: "email", Peer: peer, StanzaID: id, RemoteID: msgID},
-			{User: user, Transport: "email", Peer: "", StanzaID: peer + " " + m.From.String() + " " + id, RemoteID: msgID},
-		} {
+		pairs := []store.MessageID{
+			// For DSNs: "peer sender-full-jid stanza-id" ("-" is the gateway domain).
+			{User: user, Transport: "email", Peer: "", StanzaID: dsnPeer(peer) + " " + m.From.String() + " " + id, RemoteID: msgID},
+		}
+		if peer != "" {
+			pairs = append(pairs, store.MessageID{User: user, Transport: "email", Peer: peer, StanzaID: id, RemoteID: msgID})
+		} else {
+			// Multicast: a reply from any recipient finds the message.
+			for _, r := range rcpts.envelope() {
+				pairs = append(pairs, store.MessageID{User: user, Transport: "email", Peer: strings.ToLower(r), StanzaID: id, RemoteID: msgID})
+			}
+		}
+		for _, p := range pairs {
 			if err := t.st.PutMessageID(ctx, p); err != nil {
 				t.log.Warn("saving a Message-ID failed", "err", err)
 			}
@@ -275,8 +291,15 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	if base == "" {
 		base = subject
 	}
-	nc := conv{Last: msgID, Refs: append(refs, msgID), Subject: base, Thread: m.Thread}
-	t.putConv(ctx, user, "conv:"+peer, nc)
+	people := rcpts.people()
+	if len(people) < 2 {
+		people = nil // one-to-one
+	}
+	t.putGroup(ctx, user, msgID, people)
+	nc := conv{Last: msgID, Refs: append(refs, msgID), Subject: base, Thread: m.Thread, People: people}
+	if peer != "" {
+		t.putConv(ctx, user, "conv:"+peer, nc)
+	}
 	if m.Thread != "" {
 		t.putConv(ctx, user, "thread:"+m.Thread, nc)
 		root := msgID
@@ -290,10 +313,29 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	it := &store.QueueItem{Transport: queueOut, User: user, Peer: peer, StanzaID: m.ID, Payload: payload}
 	if err := t.st.Enqueue(ctx, it); err != nil {
 		t.log.Error("queueing a mail failed", "user", user, "err", err)
+		t.giveBackSend(ctx, user)
 		return bridge.Errorf(bridge.InternalServerError, "The mail could not be queued; try again.")
 	}
 	wake(t.wakeOut)
 	return nil
+}
+
+// dsnPeer is the peer field of a DSN record: the contact, or "-" for a
+// multicast mail (its errors come from the gateway domain).
+func dsnPeer(peer string) string {
+	if peer == "" {
+		return "-"
+	}
+	return peer
+}
+
+// errorFrom is the address receipts and errors about a mail come from:
+// the contact, or the gateway domain for a multicast mail.
+func (t *Transport) errorFrom(peer string) (mapping.Address, error) {
+	if peer == "" || peer == "-" {
+		return mapping.Address{Kind: mapping.KindGateway, Domain: t.codec.Domain()}, nil
+	}
+	return t.codec.Mailbox(peer)
 }
 
 // oneLine replaces CR, LF and other control characters with spaces.
@@ -406,17 +448,31 @@ func (t *Transport) sendItem(ctx context.Context, it store.QueueItem, snd *sende
 			to = full
 		}
 	}
-	peer, err := t.codec.Mailbox(it.Peer)
+	peer, err := t.errorFrom(it.Peer)
 	if err != nil {
 		_ = t.st.Dequeue(ctx, it.ID, it.Lease)
 		return
 	}
+	who := it.Peer
+	if who == "" {
+		who = recipientList(p.To)
+	}
+	// What earlier attempts finished (a mail to several recipients where
+	// some were deferred).
+	done, err := t.getOutDone(ctx, it.User, it.ID)
+	if err != nil {
+		t.log.Warn("the progress of a queued mail is unreadable; sending to every recipient", "id", it.ID, "err", err)
+	}
+	hadProgress := len(done.Sent)+len(done.Refused) > 0
 	fail := func(text string, cond string) {
 		if err := t.st.Dequeue(ctx, it.ID, it.Lease); err != nil {
 			t.log.Warn("finishing a failed mail: lease lost", "id", it.ID, "err", err)
 			return
 		}
-		t.log.Info("mail not delivered", "user", it.User, "to", it.Peer, "why", text)
+		if hadProgress {
+			t.clearOutDone(ctx, it.User, it.ID)
+		}
+		t.log.Info("mail not delivered", "user", it.User, "to", who, "why", text)
 		_ = t.gw.Emit(ctx, "email", bridge.DeliveryError{To: to, From: peer, Kind: "message", ID: it.StanzaID, Err: bridge.Errorf(cond, "%s", text)})
 	}
 	// Expired, after at least one attempt that failed: an item that was
@@ -427,7 +483,15 @@ func (t *Transport) sendItem(ctx context.Context, it store.QueueItem, snd *sende
 		if it.LastError != "" {
 			why = it.LastError
 		}
-		fail(fmt.Sprintf("The mail to %s could not be delivered within %s (queue_lifetime); last error: %s", it.Peer, t.cfg.QueueLifetime.Duration, why), bridge.RemoteServerTimeout)
+		pending := recipientList(done.remaining(p.To))
+		text := fmt.Sprintf("The mail to %s could not be delivered within %s (queue_lifetime); last error: %s", pending, t.cfg.QueueLifetime.Duration, why)
+		if len(done.Sent) > 0 {
+			text += fmt.Sprintf(". It went to %s.", recipientList(done.Sent))
+		}
+		if len(done.Refused) > 0 {
+			text += " Refused: " + describeRefusals(done.Refused) + "."
+		}
+		fail(text, bridge.RemoteServerTimeout)
 		return
 	}
 	var mb *mailbox
@@ -444,17 +508,41 @@ func (t *Transport) sendItem(ctx context.Context, it store.QueueItem, snd *sende
 		m := mailboxOf(acct)
 		mb = &m
 	}
-	sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-	err = t.deliverSMTP(sctx, mb, p, snd)
-	cancel()
-	if err != nil {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) && se.Code >= 500 {
-			fail(fmt.Sprintf("The mail server refused the mail to %s: %d %d.%d.%d %s", it.Peer, se.Code,
-				se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], se.Message), bridge.RecipientUnavailable)
+	rcpts := done.remaining(p.To)
+	var res rcptResult
+	if len(rcpts) > 0 {
+		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		res, err = t.deliverSMTP(sctx, mb, p.From, rcpts, p.Raw, snd)
+		cancel()
+		if err != nil {
+			var se *smtp.SMTPError
+			if errors.As(err, &se) && se.Code >= 500 {
+				fail(fmt.Sprintf("The mail server refused the mail to %s: %s", recipientList(rcpts), smtpReply(se)), bridge.RecipientUnavailable)
+				return
+			}
+			t.retry(ctx, it, err.Error())
 			return
 		}
-		t.retry(ctx, it, err.Error())
+	}
+	if len(res.Accepted) > 0 {
+		t.msgsOut.Inc()
+		t.log.Debug("mail sent", "user", it.User, "to", strings.Join(res.Accepted, ","), "message_id", p.MessageID)
+	}
+	done.Sent = append(done.Sent, res.Accepted...)
+	done.Refused = append(done.Refused, res.Refused...)
+	if len(res.Deferred) > 0 {
+		// Some recipients said "later": keep what is finished, durably,
+		// before the retry is scheduled, so that nobody gets it twice.
+		if len(res.Accepted)+len(res.Refused) > 0 {
+			if err := t.putOutDone(ctx, it.User, it.ID, done); err != nil {
+				t.log.Warn("saving the progress of a mail failed; its accepted recipients may get it again", "id", it.ID, "err", err)
+			}
+		}
+		t.retry(ctx, it, fmt.Sprintf("%s deferred: %s", recipientList(res.Deferred), res.Why))
+		return
+	}
+	if len(done.Sent) == 0 {
+		fail(fmt.Sprintf("The mail server refused the mail to %s", describeRefusals(done.Refused)), bridge.RecipientUnavailable)
 		return
 	}
 	// The next hop has it: forget it before anything else (see the crash
@@ -463,10 +551,19 @@ func (t *Transport) sendItem(ctx context.Context, it store.QueueItem, snd *sende
 		t.log.Warn("a sent mail's lease was lost; it may be sent again", "id", it.ID, "err", err)
 		return
 	}
-	t.msgsOut.Inc()
-	t.log.Debug("mail sent", "user", it.User, "to", it.Peer, "message_id", p.MessageID)
-	if mb != nil {
+	if hadProgress {
+		t.clearOutDone(ctx, it.User, it.ID)
+	}
+	if mb != nil && len(res.Accepted) > 0 {
 		t.imap.appendSent(it.User, *mb, p.Raw)
+	}
+	if len(done.Refused) > 0 {
+		// Sent, but not to everyone: the error names who did not get it
+		// (and who did), so the user can fix the address.
+		text := fmt.Sprintf("The mail server refused %s. The mail went to %s.", describeRefusals(done.Refused), recipientList(done.Sent))
+		t.log.Info("mail partly delivered", "user", it.User, "refused", describeRefusals(done.Refused))
+		_ = t.gw.Emit(ctx, "email", bridge.DeliveryError{To: to, From: peer, Kind: "message", ID: it.StanzaID, Err: bridge.Errorf(bridge.RecipientUnavailable, "%s", text)})
+		return
 	}
 	if p.Receipt {
 		_ = t.gw.Emit(ctx, "email", bridge.Receipt{To: to, From: peer, ID: it.StanzaID})
@@ -489,45 +586,46 @@ func (t *Transport) retry(ctx context.Context, it store.QueueItem, why string) {
 	}
 }
 
-// deliverSMTP sends through the smarthost (mb nil; the worker's
-// connection is reused) or the user's server.
-func (t *Transport) deliverSMTP(ctx context.Context, mb *mailbox, p outItem, snd *sender) error {
+// deliverSMTP sends one mail to rcpts through the smarthost (mb nil; the
+// worker's connection is reused) or the user's server; see transact.
+func (t *Transport) deliverSMTP(ctx context.Context, mb *mailbox, from string, rcpts []string, raw []byte, snd *sender) (rcptResult, error) {
 	if mb != nil {
 		c, err := mb.dialSMTP(ctx)
 		if err != nil {
-			return err
+			return rcptResult{}, err
 		}
 		defer c.Close()
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
-		if err := c.SendMail(p.From, p.To, bytes.NewReader(p.Raw)); err != nil {
-			return err
+		res, err := transact(c, from, rcpts, raw)
+		if err != nil {
+			return res, err
 		}
 		_ = c.Quit()
-		return nil
+		return res, nil
 	}
 	if snd.c == nil {
 		c, err := dialSMTP(ctx, t.cfg.Smarthost, t.cfg.SmarthostSecurity, *t.cfg.SmarthostTLSVerify)
 		if err != nil {
-			return err
+			return rcptResult{}, err
 		}
 		if t.cfg.SmarthostUsername != "" {
 			if err := c.Auth(sasl.NewPlainClient("", t.cfg.SmarthostUsername, t.cfg.SmarthostPassword)); err != nil {
 				c.Close()
-				return fmt.Errorf("smarthost AUTH: %w", err)
+				return rcptResult{}, fmt.Errorf("smarthost AUTH: %w", err)
 			}
 		}
 		snd.c = c
 	}
 	stop := context.AfterFunc(ctx, func() { snd.c.Close() })
-	err := snd.c.SendMail(p.From, p.To, bytes.NewReader(p.Raw))
+	res, err := transact(snd.c, from, rcpts, raw)
 	if !stop() || err != nil {
-		// A refused recipient leaves the connection usable, but a fresh one
-		// is simpler than tracking the transaction state.
+		// After a failed command the transaction state is unknown: a
+		// fresh connection is simpler than tracking it.
 		snd.c.Close()
 		snd.c = nil
 	}
-	return err
+	return res, err
 }
 
 // dialSMTP connects and greets (EHLO), with TLS per security.

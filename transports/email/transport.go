@@ -56,8 +56,9 @@ type Transport struct {
 	// blockCache holds users' XEP-0191 block lists (blocklist.go).
 	blockCache blockCache
 
+	// rateMu serialises reads and writes of the durable send log
+	// (ratelimit.go).
 	rateMu sync.Mutex
-	sent   map[string][]time.Time // bare JID → send times in the last hour
 
 	ipMu  sync.Mutex
 	perIP map[string]int
@@ -82,7 +83,14 @@ type Transport struct {
 	listenAddr string
 }
 
-var _ bridge.Transport = (*Transport)(nil)
+var (
+	_ bridge.Transport   = (*Transport)(nil)
+	_ bridge.Multicaster = (*Transport)(nil)
+)
+
+// Multicast is true: a XEP-0033 message to the gateway domain with
+// several addresses becomes one mail to all of them (group.go).
+func (t *Transport) Multicast() bool { return true }
 
 // Plugin is the email transport's entry in main's list of transports.
 var Plugin = bridge.Plugin{
@@ -124,7 +132,6 @@ func New(cfg Config, st store.Store, metrics *bridge.Metrics, log *slog.Logger) 
 		msgsOut: metrics.Messages.WithLabelValues("email", "to-remote"),
 		wakeOut: make(chan struct{}, 1),
 		wakeIn:  make(chan struct{}, 1),
-		sent:    map[string][]time.Time{},
 		perIP:   map[string]int{},
 		now:     time.Now,
 	}
