@@ -358,10 +358,25 @@ func (t *Transport) runInbound(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.wakeIn:
+			// Mail comes in bursts: a moment's wait lets the DATA
+			// commands being stored now join this batch, which then
+			// shares one transaction and one Sync (a few milliseconds
+			// more on a mail's way, far less work per mail under load).
+			linger := time.NewTimer(inLinger)
+			select {
+			case <-ctx.Done():
+				linger.Stop()
+				return
+			case <-linger.C:
+			}
 		case <-tick.C:
 		}
 	}
 }
+
+// inLinger is how long the delivery worker waits after a new mail before
+// it takes a batch.
+const inLinger = 3 * time.Millisecond
 
 // inItem is one accepted mail waiting for delivery to XMPP: a store
 // queue item or a spool file.
