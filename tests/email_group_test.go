@@ -291,20 +291,7 @@ func TestEmailGroupKill(t *testing.T) {
 		return got, dups
 	}
 	for {
-		for {
-			st, err := alice.Take(func(st testbed.Stanza) bool {
-				return st.Type == "error" || st.Find("{"+nsReceipts+"}received") != nil
-			}, 10*time.Millisecond)
-			if err != nil {
-				break
-			}
-			if st.Type == "error" {
-				errs[st.ID] = true
-				t.Logf("error for %s: %s", st.ID, st.ErrorText())
-			} else {
-				acked["group number "+strings.TrimPrefix(st.Find("{"+nsReceipts+"}received").AttrValue("id"), "k")] = true
-			}
-		}
+		takeOutcomes(t, alice, errs, acked, "group number ", "k")
 		gotBob, dupsBob := collect(bob)
 		gotCarol, dupsCarol := collect(carol)
 		settled := (len(gotBob)+len(errs) >= n && len(gotCarol)+len(errs) >= n) || time.Now().After(deadline)

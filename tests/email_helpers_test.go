@@ -286,3 +286,25 @@ func mailBody(raw string) string {
 	}
 	return ""
 }
+
+// takeOutcomes takes the error stanzas and XEP-0184 receipts waiting at
+// c without waiting for more: an error's stanza id goes into errs, a
+// receipt into acked as label + its id without idPrefix (the body the
+// test sent with that id).
+func takeOutcomes(t *testing.T, c *testbed.XMPPClient, errs, acked map[string]bool, label, idPrefix string) {
+	t.Helper()
+	for {
+		st, err := c.Take(func(st testbed.Stanza) bool {
+			return st.Type == "error" || st.Find("{"+nsReceipts+"}received") != nil
+		}, 10*time.Millisecond)
+		if err != nil {
+			return
+		}
+		if st.Type == "error" {
+			errs[st.ID] = true
+			t.Logf("error for %s: %s", st.ID, st.ErrorText())
+			continue
+		}
+		acked[label+strings.TrimPrefix(st.Find("{"+nsReceipts+"}received").AttrValue("id"), idPrefix)] = true
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"switchboard/tests/testbed"
 )
 
 // TestEmailKillInbound: 40 mails go through Postfix to alice; the gateway
@@ -131,20 +129,7 @@ func TestEmailKillOutbound(t *testing.T) {
 	deadline := time.Now().Add(100 * time.Second)
 	var got map[string]string // body → Message-ID
 	for {
-		for {
-			st, err := alice.Take(func(st testbed.Stanza) bool {
-				return st.Type == "error" || st.Find("{"+nsReceipts+"}received") != nil
-			}, 10*time.Millisecond)
-			if err != nil {
-				break
-			}
-			if st.Type == "error" {
-				errs[st.ID] = true
-				t.Logf("error for %s: %s", st.ID, st.ErrorText())
-			} else {
-				acked["outbound number "+strings.TrimPrefix(st.Find("{"+nsReceipts+"}received").AttrValue("id"), "o")] = true
-			}
-		}
+		takeOutcomes(t, alice, errs, acked, "outbound number ", "o")
 		got = map[string]string{}
 		dups := 0
 		for _, m := range s.dovecot.Messages(carol, "") {
