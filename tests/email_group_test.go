@@ -57,6 +57,9 @@ func multicast(id, body string, addrs ...[2]string) string {
 //     Cc carol, In-Reply-To bob's mail, her own address in neither; a
 //     XEP-0461 reply to bob's mail (no thread) also goes to both; a plain
 //     message to bob outside the thread goes to bob alone;
+//   - a mail of bob's with Reply-To the help desk says so (first line,
+//     XEP-0033 replyto) and alice's answer in bob's chat reaches the help
+//     desk, In-Reply-To bob's mail, not bob;
 //   - the domain advertises XEP-0033; a multicast message to bob (to),
 //     carol (cc) and dave (bcc) arrives in all three mailboxes, with dave
 //     in no header, and is acknowledged once with a receipt;
@@ -119,6 +122,22 @@ func TestEmailGroup(t *testing.T) {
 	got := s.waitMailbox(bob, "", 1, func(m string) bool { return strings.Contains(m, "just between us") }, 20*time.Second)[0]
 	if header(got, "Cc") != "" || addrs(header(got, "To")) != bob {
 		t.Errorf("a plain message went To %q Cc %q", header(got, "To"), header(got, "Cc"))
+	}
+	help := "list@" + outsideDom
+	// Reply-To: bob asks for replies at the help desk's; alice is told, and her
+	// answer in bob's chat reaches the help desk (another Dovecot user), not bob.
+	s.mustSend(bob, aliceAddr, mail("Bob <"+bob+">", aliceAddr, "Ticket", "rt1@example.test", "please answer the help desk", "Reply-To: Help <"+help+">"))
+	rt := alice.Expect(t, bodyContains("please answer the help desk"), 20*time.Second)
+	if !strings.HasPrefix(rt.Body(), "Replies go to Help <"+help+">\n") || strings.Join(addressesOf(rt), ",") != "replyto "+mailJID(help) {
+		t.Errorf("Reply-To: want the line and a XEP-0033 replyto address, got %s", rt.XML)
+	}
+	alice.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='rt1'><body>answer for the help desk</body></message>`, mailJID(bob)))
+	got = s.waitMailbox(help, "", 1, func(m string) bool { return strings.Contains(m, "answer for the help desk") }, 20*time.Second)[0]
+	if addrs(header(got, "To")) != help || header(got, "In-Reply-To") != "<rt1@example.test>" {
+		t.Errorf("the reply to a Reply-To mail: To %q In-Reply-To %q", header(got, "To"), header(got, "In-Reply-To"))
+	}
+	if n := len(s.dovecot.Messages(bob, "")); n != 3 {
+		t.Errorf("bob has %d mails, want 3 (the answer went to the help desk)", n)
 	}
 
 	// XEP-0033 from XMPP.

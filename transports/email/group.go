@@ -323,3 +323,60 @@ func describeRefusals(refused []refusal) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// replyToOthers returns the mail's Reply-To addresses when they name
+// someone other than the author (a Reply-To that is the From address
+// changes nothing); at most maxRecipientsShown.
+func replyToOthers(m *mailmsg.Message, author string) []person {
+	var out []person
+	differs := false
+	seen := map[string]bool{}
+	for _, a := range m.ReplyTo {
+		addr := strings.ToLower(strings.TrimSpace(a.Addr))
+		if addr == "" || seen[addr] {
+			continue
+		}
+		if _, err := mailmsg.ValidateAddress(addr); err != nil {
+			continue
+		}
+		seen[addr] = true
+		if addr != strings.ToLower(author) {
+			differs = true
+		}
+		out = append(out, person{Name: a.Name, Addr: addr})
+		if len(out) == maxReplyTo {
+			break
+		}
+	}
+	if !differs {
+		return nil
+	}
+	return out
+}
+
+// maxReplyTo bounds the Reply-To addresses a reply goes to.
+const maxReplyTo = 8
+
+// replyToLine names the Reply-To addresses for the message's first lines.
+func replyToLine(ps []person) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		if p.Name != "" {
+			parts[i] = p.Name + " <" + p.Addr + ">"
+		} else {
+			parts[i] = p.Addr
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// replyToAddresses renders Reply-To addresses as XEP-0033 replyto.
+func (t *Transport) replyToAddresses(ps []person) []bridge.ExtAddress {
+	var out []bridge.ExtAddress
+	for _, p := range ps {
+		if a, err := t.codec.Mailbox(p.Addr); err == nil {
+			out = append(out, bridge.ExtAddress{Type: "replyto", Addr: a, Desc: p.Name})
+		}
+	}
+	return out
+}

@@ -564,4 +564,41 @@ func TestSendGroup(t *testing.T) {
 	if de, ok := ev.(bridge.DeliveryError); !ok || de.ID != "r2" || !strings.Contains(de.Err.Text, "max_recipients") {
 		t.Errorf("reply-all over max_recipients: %+v", ev)
 	}
+
+	// Reply-To: a mail from bob asking for replies at the helpdesk says
+	// so and carries a XEP-0033 replyto address; the replies to bob's
+	// chat go to the helpdesk (the next one too), and an answer from the
+	// helpdesk is a XEP-0461 reply to the message. A later mail of bob's
+	// without Reply-To makes replies go to bob again. A Reply-To that is
+	// bob himself changes nothing.
+	raw = "From: Bob <bob@example.test>\r\nReply-To: Help Desk <help@example.test>\r\nTo: alice@mail.localhost\r\nSubject: ticket\r\n" +
+		"Message-ID: <rt1@example.test>\r\n\r\nAnswer the help desk, please.\r\n"
+	in = tr.convert(ctx, acct, []byte(raw), "", "", "bob@example.test", nil)[0].(bridge.Message)
+	if !strings.HasPrefix(in.Body, "Replies go to Help Desk <help@example.test>\n") {
+		t.Errorf("Reply-To line: %q", in.Body)
+	}
+	if len(in.Addresses) != 1 || in.Addresses[0].Type != "replyto" || in.Addresses[0].Addr.Name != "help@example.test" {
+		t.Errorf("XEP-0033 replyto: %+v", in.Addresses)
+	}
+	for _, id := range []string{"h1", "h2"} {
+		p, hdr, _ = send(bridge.SendMessage{To: bob, ID: id, Body: "about the ticket"})
+		if strings.Join(p.To, " ") != "help@example.test" || headerLine(hdr, "To") != `"Help Desk" <help@example.test>` {
+			t.Errorf("%s: reply to a mail with Reply-To: envelope %v\n%s", id, p.To, hdr)
+		}
+	}
+	helpAnswer := "From: help@example.test\r\nTo: alice@mail.localhost\r\nSubject: Re: ticket\r\nIn-Reply-To: " + "<" + p.MessageID + ">" +
+		"\r\nMessage-ID: <rt2@example.test>\r\n\r\nSolved.\r\n"
+	if got := tr.convert(ctx, acct, []byte(helpAnswer), "", "", "help@example.test", nil)[0].(bridge.Message); got.Reply == nil || got.Reply.ID != "h2" {
+		t.Errorf("the help desk's answer: reply %+v, want a XEP-0461 reply to h2", got.Reply)
+	}
+	raw = "From: bob@example.test\r\nReply-To: BOB@example.test\r\nTo: alice@mail.localhost\r\nSubject: me again\r\n" +
+		"Message-ID: <rt3@example.test>\r\n\r\nJust me.\r\n"
+	in = tr.convert(ctx, acct, []byte(raw), "", "", "bob@example.test", nil)[0].(bridge.Message)
+	if strings.Contains(in.Body, "Replies go to") || len(in.Addresses) != 0 {
+		t.Errorf("a Reply-To of the author himself: %q %+v", in.Body, in.Addresses)
+	}
+	p, _, _ = send(bridge.SendMessage{To: bob, ID: "h3", Body: "back to you"})
+	if strings.Join(p.To, " ") != "bob@example.test" {
+		t.Errorf("after bob's mail without another Reply-To: envelope %v", p.To)
+	}
 }

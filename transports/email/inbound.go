@@ -646,6 +646,9 @@ type conv struct {
 	// People are the participants of a group conversation (group.go):
 	// a reply in the thread goes to all of them. Empty: one-to-one.
 	People []person `json:"people,omitempty"`
+	// ReplyTo is the Reply-To of the contact's last mail when it names
+	// someone else: a reply goes there, as a mail client's would.
+	ReplyTo []person `json:"reply_to,omitempty"`
 }
 
 const maxRefs = 20
@@ -734,6 +737,10 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 	if len(others) > 0 {
 		people = append([]person{{Name: author.Name, Addr: author.Addr}}, others...)
 	}
+	var replyTo []person
+	if !isList {
+		replyTo = replyToOthers(m, author.Addr)
+	}
 	key := m.MessageID
 	if key == "" {
 		key = string(raw)
@@ -766,7 +773,7 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 			t.log.Warn("saving a Message-ID failed", "err", err)
 		}
 		refs := append(append([]string{}, m.References...), m.MessageID)
-		c := conv{Last: m.MessageID, Refs: refs, Subject: m.Subject, Thread: thread, People: people}
+		c := conv{Last: m.MessageID, Refs: refs, Subject: m.Subject, Thread: thread, People: people, ReplyTo: replyTo}
 		if v, ok := groupState(acct.User, m.MessageID, people); ok {
 			if b != nil {
 				b.extra = append(b.extra, v)
@@ -794,6 +801,9 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 	if len(others) > 0 {
 		body.WriteString(participantsLine(others) + "\n")
 	}
+	if len(replyTo) > 0 {
+		body.WriteString("Replies go to " + replyToLine(replyTo) + "\n")
+	}
 	nick := author.Name
 	if isList {
 		who := author.Name
@@ -815,7 +825,7 @@ func (t *Transport) convert(ctx context.Context, acct *store.Account, raw []byte
 		}
 	}
 	msg := bridge.Message{To: to, From: addr, Type: bridge.Chat, ID: id, Body: body.String(), Thread: thread, Nick: nick, Reply: reply,
-		Time: m.Date, Attachments: atts, Addresses: t.extAddresses(others)}
+		Time: m.Date, Attachments: atts, Addresses: append(t.extAddresses(others), t.replyToAddresses(replyTo)...)}
 	if m.Subject != "" {
 		s := m.Subject
 		msg.Subject = &s

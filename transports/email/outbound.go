@@ -187,9 +187,26 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	// Reply-all: a message in a group thread (or a reply to a group mail)
 	// goes to everyone in it; a plain message outside a thread stays
 	// one-to-one (c then came from "conv:", whose People are not used).
+	grouped := false
 	if peer != "" && (m.Thread != "" || replyMID != "") {
 		if ps := t.groupPeople(ctx, user, replyMID, c); len(ps) > 0 {
 			rcpts = t.replyAll(acct, rcpts.To[0].Addr, ps)
+			grouped = true
+		}
+	}
+	// A reply to a contact whose last mail asked for replies elsewhere
+	// (Reply-To) goes there, as a mail client's would.
+	viaReplyTo := false
+	if peer != "" && !grouped && len(c.ReplyTo) > 0 {
+		viaReplyTo = true
+		rcpts = recipients{}
+		for _, p := range c.ReplyTo {
+			if !t.isOwn(acct, p.Addr) {
+				rcpts.To = append(rcpts.To, mailmsg.Address{Name: p.Name, Addr: p.Addr})
+			}
+		}
+		if len(rcpts.To) == 0 {
+			rcpts.To = []mailmsg.Address{{Addr: peer}}
 		}
 	}
 	if err := t.checkRecipients(rcpts); err != nil {
@@ -275,9 +292,14 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 		}
 		if peer != "" {
 			pairs = append(pairs, store.MessageID{User: user, Transport: "email", Peer: peer, StanzaID: id, RemoteID: msgID})
-		} else {
-			// Multicast: a reply from any recipient finds the message.
+		}
+		if peer == "" || viaReplyTo {
+			// Multicast, or a reply to a Reply-To: an answer from any
+			// recipient finds the message.
 			for _, r := range rcpts.envelope() {
+				if strings.EqualFold(r, peer) {
+					continue
+				}
 				pairs = append(pairs, store.MessageID{User: user, Transport: "email", Peer: strings.ToLower(r), StanzaID: id, RemoteID: msgID})
 			}
 		}
@@ -297,6 +319,9 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 	}
 	t.putGroup(ctx, user, msgID, people)
 	nc := conv{Last: msgID, Refs: append(refs, msgID), Subject: base, Thread: m.Thread, People: people}
+	if viaReplyTo {
+		nc.ReplyTo = c.ReplyTo // the next message of the conversation goes there too
+	}
 	if peer != "" {
 		t.putConv(ctx, user, "conv:"+peer, nc)
 	}
