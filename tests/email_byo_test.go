@@ -126,9 +126,22 @@ func TestEmailSentElsewhere(t *testing.T) {
 			t.Errorf("the gateway mailed bob's own message again:\n%s", m)
 		}
 	}
-	// Mail the gateway sends is appended to Sent too; it is not shown back.
+	// carol's answer to the mail bob sent from his phone is a XEP-0461
+	// reply to the message he saw as his own.
+	s.mustSend(carol, "bob@"+outsideDom, mail(carol, "bob@"+outsideDom, "Re: From my phone", "c1@example.test", "carol answers the phone mail",
+		"In-Reply-To: <other1@example.test>", "References: <other1@example.test>"))
+	ans := bob.Expect(t, bodyContains("carol answers the phone mail"), 20*time.Second)
+	if r := ans.Find("{urn:xmpp:reply:0}reply"); r == nil || r.AttrValue("id") != fwd.AttrValue("id") || !strings.HasPrefix(r.AttrValue("id"), "mailsent-") {
+		t.Errorf("carol's answer: want a XEP-0461 reply to %q, got %s", fwd.AttrValue("id"), ans.XML)
+	}
+	// Mail the gateway sends is appended to Sent too; it is not shown
+	// back. It continues the conversation: it replies to carol's answer.
 	bob.SendRaw(fmt.Sprintf(`<message type='chat' to='%s' id='g1'><body>sent through the gateway</body></message>`, mailJID(carol)))
 	s.waitMailbox("bob@"+outsideDom, "Sent", 1, func(m string) bool { return strings.Contains(m, "sent through the gateway") }, 20*time.Second)
+	out := s.waitMailbox(carol, "", 1, func(m string) bool { return strings.Contains(m, "sent through the gateway") }, 20*time.Second)[0]
+	if h := header(out, "In-Reply-To"); h != "<c1@example.test>" || !strings.Contains(header(out, "References"), "<other1@example.test>") {
+		t.Errorf("bob's next mail: In-Reply-To %q References %q, want carol's answer and the phone mail", h, header(out, "References"))
+	}
 	bob.ExpectNone(t, func(st testbed.Stanza) bool {
 		return st.Find("{urn:xmpp:carbons:2}sent") != nil && strings.Contains(st.XML, "sent through the gateway")
 	}, 3*time.Second)

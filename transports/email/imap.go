@@ -346,9 +346,11 @@ func (w *watchers) catchUp(ctx context.Context, c *imapclient.Client, user strin
 				continue
 			}
 		}
-		evs := t.convert(ctx, acct, raw, "", "", "", nil)
+		var evs []bridge.Outbound
 		if sent {
 			evs = t.ownMessages(ctx, acct, raw)
+		} else {
+			evs = t.convert(ctx, acct, raw, "", "", "", nil)
 		}
 		for _, ev := range evs {
 			if err := t.gw.Emit(ctx, "email", ev); err != nil {
@@ -385,9 +387,6 @@ func (t *Transport) ownMessages(ctx context.Context, acct *store.Account, raw []
 	if err != nil {
 		return nil
 	}
-	if t.gw.Privilege("email", user.Domainpart(), "message") != "outgoing" {
-		return nil
-	}
 	m, err := mailmsg.Parse(bytes.NewReader(raw), mailmsg.ParseOptions{FoldQuotes: "drop", MaxPartBytes: t.cfg.MaxMessageBytes})
 	if err != nil || m == nil || len(m.To) == 0 {
 		return nil
@@ -411,7 +410,35 @@ func (t *Transport) ownMessages(ctx context.Context, acct *store.Account, raw []
 			thread = string(b)
 		}
 	}
-	return []bridge.Outbound{bridge.OwnMessage{User: user, To: to, ID: ownIDPrefix + deriveID("", acct.User+"\x00"+key),
+	id := ownIDPrefix + deriveID("", acct.User+"\x00"+key)
+	peer := to.Name
+	if m.MessageID != "" {
+		// The conversation goes on from this mail: the user's next
+		// message from XMPP replies to it, and the contact's answer to it
+		// is a XEP-0461 reply to the message shown below.
+		refs := append(append([]string{}, m.References...), m.MessageID)
+		keys := []string{"conv:" + peer}
+		if thread != "" {
+			keys = append(keys, "thread:"+thread)
+		}
+		for _, k := range keys {
+			c := t.getConv(ctx, acct.User, k)
+			c.Last, c.Refs, c.Thread = m.MessageID, refs, thread
+			if c.Subject == "" {
+				c.Subject = m.Subject
+			}
+			t.putConv(ctx, acct.User, k, c)
+		}
+	}
+	if t.gw.Privilege("email", user.Domainpart(), "message") != "outgoing" {
+		return nil
+	}
+	if m.MessageID != "" {
+		if err := t.st.PutMessageID(ctx, store.MessageID{User: acct.User, Transport: "email", Peer: peer, StanzaID: id, RemoteID: m.MessageID}); err != nil {
+			t.log.Warn("saving a Message-ID failed", "err", err)
+		}
+	}
+	return []bridge.Outbound{bridge.OwnMessage{User: user, To: to, ID: id,
 		Body: strings.TrimRight(m.Text, "\r\n"), Subject: m.Subject, Thread: thread, Time: m.Date}}
 }
 
