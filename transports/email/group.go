@@ -247,12 +247,6 @@ func (t *Transport) multicastRecipients(as []bridge.ExtAddress) (recipients, err
 	if r.count() == 0 {
 		return r, bridge.Errorf(bridge.BadRequest, "The message names no recipient: give <address type='to'/> (or cc, bcc) elements with contact JIDs.")
 	}
-	if len(r.To) == 0 && len(r.Cc) == 0 {
-		// Only Bcc: the mail still needs a To; "undisclosed-recipients:;"
-		// is not an address Build writes, so the first Bcc becomes To
-		// would leak it. Refuse with a sentence instead.
-		return r, bridge.Errorf(bridge.BadRequest, "A mail with only Bcc recipients cannot be sent: add a To or Cc address.")
-	}
 	return r, nil
 }
 

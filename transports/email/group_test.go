@@ -247,6 +247,10 @@ func TestMulticastRecipients(t *testing.T) {
 	if err := tr.checkRecipients(r); err == nil || !strings.Contains(err.Error(), "max_recipients") || !strings.Contains(err.Error(), "4") {
 		t.Errorf("4 recipients, max 3: %v", err)
 	}
+	// Bcc only: a mail to undisclosed recipients (see TestBuildUndisclosed).
+	if r, err := tr.multicastRecipients([]bridge.ExtAddress{c("bcc", "bob@example.test")}); err != nil || len(r.To)+len(r.Cc) != 0 || len(r.envelope()) != 1 {
+		t.Errorf("Bcc only: %+v, %v", r, err)
+	}
 	for _, tc := range []struct {
 		in   []bridge.ExtAddress
 		cond string
@@ -256,7 +260,6 @@ func TestMulticastRecipients(t *testing.T) {
 		{[]bridge.ExtAddress{{Type: "to", JID: "mail.localhost", Addr: mapping.Address{Kind: mapping.KindGateway}}}, bridge.JIDMalformed, "mail.localhost"},
 		{[]bridge.ExtAddress{{Type: "to", URI: "mailto:bad address@example.test"}}, bridge.JIDMalformed, "bad address@example.test"},
 		{[]bridge.ExtAddress{{Type: "to", URI: "https://example.test/"}}, bridge.JIDMalformed, "https://example.test/"},
-		{[]bridge.ExtAddress{c("bcc", "bob@example.test")}, bridge.BadRequest, "only Bcc"},
 		{[]bridge.ExtAddress{c("forward", "bob@example.test")}, bridge.BadRequest, "forward"},
 		{[]bridge.ExtAddress{{Type: "noreply"}}, bridge.BadRequest, "no recipient"},
 	} {

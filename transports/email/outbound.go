@@ -246,6 +246,7 @@ func (t *Transport) send(u *bridge.User, m bridge.SendMessage) error {
 		From:        mailmsg.Address{Name: displayName(acct), Addr: own},
 		To:          rcpts.To,
 		Cc:          rcpts.Cc, // Bcc: envelope only, never a header
+		Undisclosed: len(rcpts.To)+len(rcpts.Cc) == 0,
 		Subject:     subject,
 		InReplyTo:   inReplyTo,
 		References:  refs,

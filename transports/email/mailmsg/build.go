@@ -185,7 +185,7 @@ func build(o Outgoing) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if len(o.To) == 0 && len(o.Cc) == 0 {
+	if len(o.To) == 0 && len(o.Cc) == 0 && !o.Undisclosed {
 		return nil, "", &HeaderError{Field: "To", Why: "a message needs at least one recipient"}
 	}
 	to, err := formatAddressList("To", o.To)
@@ -242,6 +242,8 @@ func build(o Outgoing) ([]byte, string, error) {
 	add("From", from)
 	if to != "" {
 		add("To", to)
+	} else if cc == "" {
+		add("To", "undisclosed-recipients:;")
 	}
 	if cc != "" {
 		add("Cc", cc)

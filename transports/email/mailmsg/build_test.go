@@ -149,6 +149,29 @@ func TestBuildMinimal(t *testing.T) {
 	}
 }
 
+// TestBuildUndisclosed: a mail to Bcc recipients only gets the empty
+// group "undisclosed-recipients:;" as its To, which parses as no address;
+// without Undisclosed no recipient is still an error (TestBuildErrors).
+func TestBuildUndisclosed(t *testing.T) {
+	raw, _, err := Build(Outgoing{From: Address{Addr: "alice@mail.localhost"}, Undisclosed: true, Text: "hi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWellFormed(t, raw)
+	if !bytes.Contains(raw, []byte("\r\nTo: undisclosed-recipients:;\r\n")) {
+		t.Errorf("no undisclosed-recipients To:\n%s", raw)
+	}
+	m, err := Parse(bytes.NewReader(raw), ParseOptions{})
+	if err != nil || len(m.To) != 0 || m.Text != "hi" {
+		t.Errorf("parsed To %+v, text %q, err %v", m.To, m.Text, err)
+	}
+	// With a Cc, no To is written at all.
+	raw, _, err = Build(Outgoing{From: Address{Addr: "alice@mail.localhost"}, Cc: []Address{{Addr: "bob@example.com"}}, Undisclosed: true})
+	if err != nil || bytes.Contains(raw, []byte("undisclosed")) {
+		t.Errorf("with a Cc: err %v\n%s", err, raw)
+	}
+}
+
 func TestBuildMessageIDUnique(t *testing.T) {
 	seen := map[string]bool{}
 	for i := 0; i < 1000; i++ {

@@ -173,6 +173,9 @@ type Outgoing struct {
 	Headers     map[string]string // extra, e.g. Auto-Submitted, validated
 	// Cc lists carbon-copy recipients.
 	Cc []Address
+	// Undisclosed writes "To: undisclosed-recipients:;" (an empty RFC 5322
+	// group) when To and Cc are empty: a mail to Bcc recipients only.
+	Undisclosed bool
 }
 
 // Build renders o as MIME. It returns the raw message (CRLF line ends) and
