@@ -461,6 +461,14 @@ func (s *sqlStore) GetState(ctx context.Context, user, transport, key string) ([
 	return v, nil
 }
 
+// DeleteState removes the value (none there is not an error).
+func (s *sqlStore) DeleteState(ctx context.Context, user, transport, key string) error {
+	if _, err := s.b.writer().exec(ctx, "DELETE FROM state WHERE user_jid = ? AND transport = ? AND state_key = ?", user, transport, key); err != nil {
+		return fmt.Errorf("store: delete state %s/%s %q: %w", user, transport, key, err)
+	}
+	return nil
+}
+
 // PutState sets the value (nil is stored as empty).
 func (s *sqlStore) PutState(ctx context.Context, user, transport, key string, value []byte) error {
 	if user == "" || transport == "" || key == "" {

@@ -251,6 +251,9 @@ type State interface {
 	GetState(ctx context.Context, user, transport, key string) ([]byte, error)
 	// PutState sets a state value (nil stores an empty value).
 	PutState(ctx context.Context, user, transport, key string, value []byte) error
+	// DeleteState removes a state value; removing one that is not there
+	// is not an error.
+	DeleteState(ctx context.Context, user, transport, key string) error
 }
 
 // Open opens (creating and migrating as needed) the store. driver is

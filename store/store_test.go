@@ -1131,6 +1131,18 @@ func testState(t *testing.T, b testBackend) {
 	if v, err := s.GetState(ctx, "u@x", "email", "empty"); err != nil || v == nil || len(v) != 0 {
 		t.Fatalf("GetState of empty = %#v, %v", v, err)
 	}
+	// DeleteState removes one value, twice is harmless.
+	for i := 0; i < 2; i++ {
+		if err := s.DeleteState(ctx, "u@x", "email", "uid"); err != nil {
+			t.Fatalf("DeleteState #%d: %v", i+1, err)
+		}
+	}
+	if _, err := s.GetState(ctx, "u@x", "email", "uid"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetState after DeleteState: %v", err)
+	}
+	if v, err := s.GetState(ctx, "u@x", "email", "uidvalidity"); err != nil || len(v) == 0 {
+		t.Fatalf("DeleteState took another value: %q, %v", v, err)
+	}
 }
 
 func testConcurrentWriters(t *testing.T, b testBackend) {

@@ -379,5 +379,13 @@ func (s *Store) PutState(_ context.Context, user, transport, key string, value [
 	return nil
 }
 
+// DeleteState implements store.Store.
+func (s *Store) DeleteState(_ context.Context, user, transport, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.state, [3]string{user, transport, key})
+	return nil
+}
+
 // Close implements store.Store.
 func (s *Store) Close() error { return nil }

@@ -136,10 +136,9 @@ func (t *Transport) putOutDone(ctx context.Context, user string, id int64, d out
 	return t.st.PutState(ctx, user, "email", outDoneKey(id), b)
 }
 
-// clearOutDone empties the progress record of a finished mail (the store
-// has no delete for state; an empty value reads as none).
+// clearOutDone deletes the progress record of a finished mail.
 func (t *Transport) clearOutDone(ctx context.Context, user string, id int64) {
-	if err := t.st.PutState(ctx, user, "email", outDoneKey(id), nil); err != nil {
+	if err := t.st.DeleteState(ctx, user, "email", outDoneKey(id)); err != nil {
 		t.log.Warn("clearing the progress of a mail failed", "user", user, "err", err)
 	}
 }
