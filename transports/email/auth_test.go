@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -130,5 +131,56 @@ func TestRejectPolicy(t *testing.T) {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) {
 		t.Fatalf("Data: %v, want 550 5.7.1", err)
+	}
+}
+
+// statuses records LMTP per-recipient answers.
+type statuses map[string]error
+
+func (s statuses) SetStatus(rcpt string, err error) { s[rcpt] = err }
+
+// TestLMTPPerRecipient: over LMTP each recipient gets its own answer at
+// DATA: the one who blocks the From address gets 550 5.7.1 naming it,
+// the other 250 (stored in the spool); over SMTP the same mail is
+// accepted once for the recipient who takes it, and refused when every
+// recipient blocks it.
+func TestLMTPPerRecipient(t *testing.T) {
+	sp, err := openSpool(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); sp.run(stop) }()
+	defer func() { close(stop); <-done; sp.close() }()
+	tr := &Transport{cfg: Config{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now, spool: sp,
+		wakeIn: make(chan struct{}, 1), blocked: map[string]string{"bob@localhost": "spam@example.test"}}
+	raw := "From: Spammer <spam@example.test>\r\nTo: alice@mail.localhost, bob@mail.localhost\r\nSubject: x\r\n\r\nbuy\r\n"
+	rcpts := []inRcpt{{addr: "alice@mail.localhost", user: "alice@localhost"}, {addr: "bob@mail.localhost", user: "bob@localhost"}}
+
+	s := &inSession{t: tr, from: "other@example.test", rcpts: rcpts}
+	st := statuses{}
+	if err := s.LMTPData(strings.NewReader(raw), st); err != nil {
+		t.Fatal(err)
+	}
+	var se *smtp.SMTPError
+	if len(st) != 2 || st["alice@mail.localhost"] != nil {
+		t.Fatalf("alice: %v (statuses %v)", st["alice@mail.localhost"], st)
+	}
+	if !errors.As(st["bob@mail.localhost"], &se) || se.Code != 550 || !strings.Contains(se.Message, "spam@example.test") {
+		t.Fatalf("bob: %v, want 550 naming the blocked sender", st["bob@mail.localhost"])
+	}
+	if n := len(sp.list(10)); n != 1 {
+		t.Fatalf("%d copies stored, want 1 (alice's)", n)
+	}
+	if err := (&inSession{t: tr, from: "other@example.test", rcpts: rcpts}).Data(strings.NewReader(raw)); err != nil {
+		t.Fatalf("SMTP with one recipient taking it: %v", err)
+	}
+	err = (&inSession{t: tr, from: "other@example.test", rcpts: rcpts[1:]}).Data(strings.NewReader(raw))
+	if !errors.As(err, &se) || se.Code != 550 {
+		t.Fatalf("SMTP with every recipient blocking: %v, want 550", err)
+	}
+	if n := len(sp.list(10)); n != 2 {
+		t.Fatalf("%d copies stored, want 2", n)
 	}
 }

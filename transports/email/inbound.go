@@ -265,13 +265,64 @@ func isBlocked(a *store.Account, addr string) bool {
 }
 
 func (s *inSession) Data(r io.Reader) error {
+	outcomes, err := s.store(r)
+	if err != nil {
+		return err
+	}
+	// SMTP has one answer for all recipients: a storage failure for any
+	// of them asks for the whole mail again (the copies already stored
+	// are delivered again with the same stanza id), and a mail refused
+	// for every recipient is refused.
+	var refused error
+	stored := false
+	for _, e := range outcomes {
+		switch {
+		case e == nil:
+			stored = true
+		case isTemporary(e):
+			return e
+		default:
+			refused = e
+		}
+	}
+	if !stored {
+		return refused
+	}
+	return nil
+}
+
+// LMTPData is Data for LMTP (lmtp = true): each recipient gets its own
+// answer, so a sender blocked by one recipient is refused for that one
+// only, and a storage failure asks again only for the recipients it hit.
+func (s *inSession) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	outcomes, err := s.store(r)
+	if err != nil {
+		return err
+	}
+	for i, rc := range s.rcpts {
+		status.SetStatus(rc.addr, outcomes[i])
+	}
+	return nil
+}
+
+var _ smtp.LMTPSession = (*inSession)(nil)
+
+func isTemporary(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se) && se.Temporary()
+}
+
+// store reads the mail and stores one copy per recipient: outcomes[i] is
+// nil when the copy for s.rcpts[i] is durably stored, else the SMTP
+// error for that recipient. An error is for the whole mail.
+func (s *inSession) store(r io.Reader) ([]error, error) {
 	t := s.t
 	raw, err := io.ReadAll(r)
 	if err != nil {
-		return err // go-smtp answers 552 for ErrDataTooLarge
+		return nil, err // go-smtp answers 552 for ErrDataTooLarge
 	}
 	if len(s.rcpts) == 0 {
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
+		return nil, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "No valid recipients"}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -282,13 +333,14 @@ func (s *inSession) Data(r io.Reader) error {
 	verdict := t.checkAuth(ctx, raw, s.trusted, client)
 	if verdict.result == "fail" && t.cfg.AuthPolicy == "reject" {
 		t.log.Info("refused unauthenticated mail", "from", s.from, "ip", s.ip.String(), "why", verdict.why)
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		return nil, &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
 			Message: "Message refused: the sender could not be authenticated (" + verdict.why + ")"}
 	}
 	now := t.now().UTC()
-	queued := 0
+	outcomes := make([]error, len(s.rcpts))
 	hdrFrom, listAddr, hdrRead := "", "", false
-	for _, rc := range s.rcpts {
+	stored := false
+	for i, rc := range s.rcpts {
 		// The From header and a list's posting address (the list is
 		// the contact) against the blocked field and the XEP-0191 list.
 		if t.hasBlocks(rc.user) || !t.xmppBlockList(ctx, rc.user, false).empty() {
@@ -299,13 +351,15 @@ func (s *inSession) Data(r io.Reader) error {
 			user := rc.user
 			if a, rule := t.refusedBy(ctx, user, func(a string) bool { return t.blocks(user, a) }, hdrFrom, listAddr); rule != "" {
 				t.log.Info("refused mail from a blocked sender", "user", user, "from", a, "rule", rule)
+				outcomes[i] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+					Message: fmt.Sprintf("<%s> does not accept mail from <%s>", rc.addr, a)}
 				continue
 			}
 		}
 		p, err := encodeIn(inMeta{From: s.from, Rcpt: rc.addr, IP: s.ip.String(), Trusted: s.trusted,
 			Auth: verdict.result, AuthWhy: verdict.why, Received: now, User: rc.user}, raw)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if t.spool != nil {
 			err = t.spool.put(p)
@@ -314,15 +368,15 @@ func (s *inSession) Data(r io.Reader) error {
 		}
 		if err != nil {
 			t.log.Error("storing an inbound mail failed", "err", err)
-			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message; try again later"}
+			outcomes[i] = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Could not store the message; try again later"}
+			continue
 		}
-		queued++
+		stored = true
 	}
-	if queued == 0 {
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "The recipient does not accept mail from this sender"}
+	if stored {
+		wake(t.wakeIn)
 	}
-	wake(t.wakeIn)
-	return nil
+	return outcomes, nil
 }
 
 // headerFrom returns the lowercased address of the From header, or "".
