@@ -308,3 +308,30 @@ func takeOutcomes(t *testing.T, c *testbed.XMPPClient, errs, acked map[string]bo
 		acked[label+strings.TrimPrefix(st.Find("{"+nsReceipts+"}received").AttrValue("id"), idPrefix)] = true
 	}
 }
+
+// mailedOnce reads who's Dovecot INBOX and returns, for every mail whose
+// body holds marker followed by a number and a full stop, that text →
+// its Message-ID, and how many were copies of one already seen (a copy
+// with another Message-ID fails the test: a mail sent twice must be the
+// same mail).
+func (s *emailStack) mailedOnce(who, marker string) (map[string]string, int) {
+	s.t.Helper()
+	got, dups := map[string]string{}, 0
+	for _, m := range s.dovecot.Messages(who, "") {
+		b := mailBody(m) // the Subject may repeat another message's text
+		i := strings.Index(b, marker)
+		if i < 0 {
+			continue
+		}
+		body := b[i : i+strings.IndexByte(b[i:], '.')]
+		mid := header(m, "Message-ID")
+		if prev, ok := got[body]; ok {
+			dups++
+			if prev != mid {
+				s.t.Fatalf("%s: %q sent twice with different Message-IDs %s and %s", who, body, prev, mid)
+			}
+		}
+		got[body] = mid
+	}
+	return got, dups
+}
