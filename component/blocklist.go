@@ -106,14 +106,8 @@ func (l *Link) privilegedIQ(ctx context.Context, user jid.JID, typ, payload stri
 	o.b = append(o.b, payload...)
 	o.b = append(o.b, "</iq></privileged_iq></iq>"...)
 	o.n[kIQ] = 1
-	it := o.item()
-	if l.enqueue(it) != nil {
-		select {
-		case l.queue <- it:
-			l.mDepth.Set(float64(len(l.queue)))
-		case <-ctx.Done():
-			return nil, fmt.Errorf("component %s: waiting for room in the send queue: %w", l.cfg.Domain, ctx.Err())
-		}
+	if err := l.enqueueCtx(ctx, o.item()); err != nil {
+		return nil, err
 	}
 	select {
 	case a := <-w.ch:

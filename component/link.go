@@ -303,6 +303,22 @@ func (l *Link) enqueue(it outItem) error {
 	}
 }
 
+// enqueueCtx queues it, waiting for room in the queue until ctx is done:
+// for callers that wait for the server's answer anyway (Sync, a
+// privileged IQ).
+func (l *Link) enqueueCtx(ctx context.Context, it outItem) error {
+	if l.enqueue(it) == nil {
+		return nil
+	}
+	select {
+	case l.queue <- it:
+		l.mDepth.Set(float64(len(l.queue)))
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("component %s: waiting for room in the send queue: %w", l.cfg.Domain, ctx.Err())
+	}
+}
+
 // reply queues a stanza the link itself produced (an IQ answer, an error
 // such as the resource-constraint that refuses a message). While the link
 // is up a full queue makes it wait: the queue drains as fast as the server

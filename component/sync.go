@@ -29,14 +29,8 @@ func (l *Link) Sync(ctx context.Context) error {
 		delete(l.syncs, id)
 		l.mu.Unlock()
 	}()
-	it := l.pingItem(id)
-	if l.enqueue(it) != nil {
-		select {
-		case l.queue <- it:
-			l.mDepth.Set(float64(len(l.queue)))
-		case <-ctx.Done():
-			return fmt.Errorf("component %s: waiting for room in the send queue: %w", l.cfg.Domain, ctx.Err())
-		}
+	if err := l.enqueueCtx(ctx, l.pingItem(id)); err != nil {
+		return err
 	}
 	select {
 	case err := <-ch:
