@@ -42,10 +42,8 @@ type StateValue struct {
 
 // WriteBatch implements Batcher.
 func (s *sqlStore) WriteBatch(ctx context.Context, pairs []MessageID, states []StateValue) error {
-	for _, m := range pairs {
-		if m.User == "" || m.Transport == "" || m.StanzaID == "" || m.RemoteID == "" {
-			return errors.New("store: write batch: a message id pair needs user, transport, stanza id and remote id")
-		}
+	if err := checkPairs(pairs); err != nil {
+		return fmt.Errorf("store: write batch: %w", err)
 	}
 	args := make([][]any, len(states))
 	now := dbTime(s.now())
@@ -69,8 +67,7 @@ func (s *sqlStore) WriteBatch(ctx context.Context, pairs []MessageID, states []S
 		if len(args) == 0 {
 			return nil
 		}
-		return tx.execBatch(ctx, `INSERT INTO state (user_jid, transport, state_key, value, updated) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (user_jid, transport, state_key) DO UPDATE SET value = excluded.value, updated = excluded.updated`, args)
+		return tx.execBatch(ctx, sqlPutState, args)
 	})
 	if err != nil {
 		return fmt.Errorf("store: write batch of %d ids and %d values: %w", len(pairs), len(states), err)
@@ -102,10 +99,8 @@ func (s *sqlStore) EnqueueBatch(ctx context.Context, items []*QueueItem, pairs [
 			return errors.New("store: enqueue batch: transport and user must not be empty")
 		}
 	}
-	for _, m := range pairs {
-		if m.User == "" || m.Transport == "" || m.StanzaID == "" || m.RemoteID == "" {
-			return errors.New("store: enqueue batch: a message id pair needs user, transport, stanza id and remote id")
-		}
+	if err := checkPairs(pairs); err != nil {
+		return fmt.Errorf("store: enqueue batch: %w", err)
 	}
 	ids := make([]int64, len(items))
 	err := runTx(ctx, s.b, func(tx txn) error {
@@ -135,6 +130,17 @@ func (s *sqlStore) EnqueueBatch(ctx context.Context, items []*QueueItem, pairs [
 			it.NextTry = now
 		} else {
 			it.NextTry = dbTime(it.NextTry)
+		}
+	}
+	return nil
+}
+
+// checkPairs refuses a message id pair without user, transport, stanza
+// id or remote id (what PutMessageID refuses).
+func checkPairs(pairs []MessageID) error {
+	for _, m := range pairs {
+		if m.User == "" || m.Transport == "" || m.StanzaID == "" || m.RemoteID == "" {
+			return errors.New("a message id pair needs user, transport, stanza id and remote id")
 		}
 	}
 	return nil

@@ -469,6 +469,10 @@ func (s *sqlStore) DeleteState(ctx context.Context, user, transport, key string)
 	return nil
 }
 
+// sqlPutState sets one state value (PutState, WriteBatch).
+const sqlPutState = `INSERT INTO state (user_jid, transport, state_key, value, updated) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (user_jid, transport, state_key) DO UPDATE SET value = excluded.value, updated = excluded.updated`
+
 // PutState sets the value (nil is stored as empty).
 func (s *sqlStore) PutState(ctx context.Context, user, transport, key string, value []byte) error {
 	if user == "" || transport == "" || key == "" {
@@ -477,9 +481,7 @@ func (s *sqlStore) PutState(ctx context.Context, user, transport, key string, va
 	if value == nil {
 		value = []byte{}
 	}
-	_, err := s.b.writer().exec(ctx, `INSERT INTO state (user_jid, transport, state_key, value, updated) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (user_jid, transport, state_key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
-		user, transport, key, value, dbTime(s.now()))
+	_, err := s.b.writer().exec(ctx, sqlPutState, user, transport, key, value, dbTime(s.now()))
 	if err != nil {
 		return fmt.Errorf("store: put state %s/%s %q: %w", user, transport, key, err)
 	}
