@@ -13,9 +13,10 @@ import (
 // send_per_hour is counted from a durable log of send times per user
 // (the store's per-user state "sendlog": Unix milliseconds of the sends in
 // the last hour), so a restart of the gateway does not give anyone a
-// fresh quota. It is read and written on the user's goroutine, where
-// every send of that user happens; rateMu guards against the status
-// command and tests reading at the same time.
+// fresh quota. It is read and written only on the user's goroutine
+// (sends, and the status command), so one user's reads and writes never
+// overlap and no lock is needed: a lock shared by all users would make
+// every user's send wait for the others' store writes.
 
 const sendLogKey = "sendlog"
 
@@ -49,8 +50,6 @@ func (t *Transport) sendLog(ctx context.Context, user string) ([]time.Time, erro
 // rateState returns the sends in the last hour and when the oldest
 // leaves the window (now when there is none).
 func (t *Transport) rateState(ctx context.Context, user string) (int, time.Time, error) {
-	t.rateMu.Lock()
-	defer t.rateMu.Unlock()
 	ts, err := t.sendLog(ctx, user)
 	if err != nil {
 		return 0, t.now(), err
@@ -69,8 +68,6 @@ func (t *Transport) takeSend(ctx context.Context, user string) (bool, time.Time,
 	if t.cfg.SendPerHour <= 0 {
 		return true, time.Time{}, nil
 	}
-	t.rateMu.Lock()
-	defer t.rateMu.Unlock()
 	ts, err := t.sendLog(ctx, user)
 	if err != nil {
 		return false, time.Time{}, err
@@ -99,8 +96,6 @@ func (t *Transport) giveBackSend(ctx context.Context, user string) {
 	if t.cfg.SendPerHour <= 0 {
 		return
 	}
-	t.rateMu.Lock()
-	defer t.rateMu.Unlock()
 	ts, err := t.sendLog(ctx, user)
 	if err != nil || len(ts) == 0 {
 		return

@@ -56,10 +56,6 @@ type Transport struct {
 	// blockCache holds users' XEP-0191 block lists (blocklist.go).
 	blockCache blockCache
 
-	// rateMu serialises reads and writes of the durable send log
-	// (ratelimit.go).
-	rateMu sync.Mutex
-
 	ipMu  sync.Mutex
 	perIP map[string]int
 
