@@ -600,6 +600,13 @@ func TestSendGroup(t *testing.T) {
 	if strings.Contains(in.Body, "Replies go to") || len(in.Addresses) != 0 {
 		t.Errorf("a Reply-To of the author himself: %q %+v", in.Body, in.Addresses)
 	}
+	// A Reply-To that is no address is ignored, the mail is kept.
+	raw = "From: bob@example.test\r\nReply-To: nobody at all\r\nTo: alice@mail.localhost\r\nSubject: odd\r\n" +
+		"Message-ID: <rt4@example.test>\r\n\r\nStill here.\r\n"
+	in = tr.convert(ctx, acct, []byte(raw), "", "", "bob@example.test", nil)[0].(bridge.Message)
+	if !strings.Contains(in.Body, "Still here.") || strings.Contains(in.Body, "Replies go to") || len(in.Addresses) != 0 {
+		t.Errorf("an unreadable Reply-To: %q %+v", in.Body, in.Addresses)
+	}
 	p, _, _ = send(bridge.SendMessage{To: bob, ID: "h3", Body: "back to you"})
 	if strings.Join(p.To, " ") != "bob@example.test" {
 		t.Errorf("after bob's mail without another Reply-To: envelope %v", p.To)
