@@ -127,6 +127,8 @@ type conn struct {
 	decoder encoding.Encoding // for lines that are not UTF-8; nil: U+FFFD
 	rate    float64
 	burst   int
+	// keepaliveEvery: see keepaliveEvery; set before start.
+	keepaliveEvery time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -188,9 +190,10 @@ func newConn(spec dialSpec, u poster, log *slog.Logger, dec encoding.Encoding, r
 		spec: spec, u: u, log: log, decoder: dec, rate: rate, burst: burst,
 		ctx: ctx, cancel: cancel,
 		tokens: float64(burst), refilled: time.Now(),
-		wake:    make(chan struct{}, 1),
-		flushed: make(chan struct{}),
-		done:    make(chan struct{}),
+		keepaliveEvery: keepaliveEvery,
+		wake:           make(chan struct{}, 1),
+		flushed:        make(chan struct{}),
+		done:           make(chan struct{}),
 	}
 }
 
@@ -373,7 +376,7 @@ func (c *conn) readLoop(nc net.Conn) error {
 			c.pong(&msg)
 			continue
 		}
-		if !c.u.PostOr(connLine{c: c, msg: msg}, keepaliveEvery, c.keepalive) {
+		if !c.u.PostOr(connLine{c: c, msg: msg}, c.keepaliveEvery, c.keepalive) {
 			// The user's goroutine stopped and is closing its
 			// connections (Close gives queued lines time to leave, then
 			// QUITs): keep reading, so that the server is not held up,
@@ -384,9 +387,9 @@ func (c *conn) readLoop(nc net.Conn) error {
 }
 
 // keepaliveEvery is how often a reader that cannot hand a line to its
-// user's goroutine sends the server a PING of its own (a variable for
-// tests).
-var keepaliveEvery = 10 * time.Second
+// user's goroutine sends the server a PING of its own (conn.keepaliveEvery,
+// which tests shorten).
+const keepaliveEvery = 10 * time.Second
 
 // keepalive is sent while the reader waits for the user's goroutine (see
 // readLoop): the server's own PING may be unread behind the line it

@@ -34,10 +34,6 @@ func (p *blockedPoster) PostOr(_ any, interval time.Duration, waiting func()) bo
 // them) sends PINGs of its own, so that the server sees it alive; without
 // them ngircd drops it ("Ping timeout") during a long join storm.
 func TestKeepaliveWhileBlocked(t *testing.T) {
-	old := keepaliveEvery
-	keepaliveEvery = 50 * time.Millisecond
-	defer func() { keepaliveEvery = old }()
-
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +41,7 @@ func TestKeepaliveWhileBlocked(t *testing.T) {
 	defer ln.Close()
 	p := &blockedPoster{release: make(chan struct{})}
 	c := newConn(dialSpec{addr: ln.Addr().String()}, p, testLog(), nil, 0, 10)
+	c.keepaliveEvery = 50 * time.Millisecond
 	c.start()
 	defer func() { close(p.release); c.close() }()
 
